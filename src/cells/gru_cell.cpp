@@ -1,0 +1,132 @@
+// GRU (Cho et al. 2014), gate blocks r, z, n; ax = x W_x^T + b_x, ah = h(t-1) W_h^T + b_h.
+//   r = s(ax_r + ah_r)   z = s(ax_z + ah_z)   h(t) = (1 - z) n + z h(t-1)
+//   reset after  (PyTorch, cuDNN, ONNX linear_before_reset=1): n = tanh(ax_n + r ah_n)
+//   reset before (Cho et al., ONNX default):                   n = tanh(ax_n + (r h(t-1)) W_hn^T + b_hn)
+// The "before" form needs a second GEMM inside the step, after r is known; the driver does not know.
+// Backward: dn = dh (1 - z);  dz = dh (h(t-1) - n);  da_n = dn (1 - n^2);  da_z = dz z(1-z)
+//   after:  dr = da_n ah_n;  the recurrent n part gets da_n r (so dgates_h differs from dgates_x)
+//   before: d(rh) = da_n W_hn;  dr = d(rh) h(t-1);  dh(t-1) gains d(rh) r
+//   da_r = dr r(1-r);  dh(t-1) = dh z + (recurrent gradients) W_h.   docs/cells/gru.md derives these.
+#include <cmath>
+
+#include "cells/cell.hpp"
+#include "kernels/activations.hpp"
+#include "kernels/gemm.hpp"
+
+namespace recur::cells {
+namespace {
+
+using kernels::sigmoid;
+using kernels::sigmoid_grad_from_output;
+using kernels::tanh_grad_from_output;
+
+class GruCell final : public Cell {
+ public:
+  GruCell(const CellSpec& spec, int64_t hidden, const LayerParameters& weights)
+      : Cell(spec, hidden, weights), reset_after_(spec.gru_reset == GruReset::after) {}
+
+  // Saved per row: r, z, n [3H], then ah_n [H] (reset after) or r * h(t-1) [H] (reset before).
+  int64_t saved_width() const override { return 4 * hidden_; }
+  // Forward: ah [3H] (after), or ah_r, ah_z, r * h(t-1), ah_n (before). Backward (before): d(rh) [H].
+  int64_t scratch_width() const override { return 4 * hidden_; }
+  bool distinct_recurrent_gradient() const override { return reset_after_; }
+
+  void forward_step(const StepForward& step) const override {
+    const int64_t H = hidden_, ld = 4 * H;
+    const float* w_h = weights_.w_h.data();
+    const float* b = weights_.b_h.data();
+    float* ah = step.scratch;
+    kernels::gemm_nt(step.rows, reset_after_ ? 3 * H : 2 * H, H, step.h, H, w_h, H, 0.0f, ah, ld);
+    for (int64_t row = 0; row < step.rows; ++row) {  // r and z, in place of ax_r, ax_z
+      float* a = step.gates + row * 3 * H;
+      const float* ah_row = ah + row * ld;
+      for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(a[j] + ah_row[j] + b[j]);
+    }
+    if (!reset_after_) {  // ah_n = (r h) W_hn^T, the step's second GEMM
+      for (int64_t row = 0; row < step.rows; ++row)
+        for (int64_t j = 0; j < H; ++j) ah[row * ld + 2 * H + j] = step.gates[row * 3 * H + j] * step.h[row * H + j];
+      kernels::gemm_nt(step.rows, H, H, ah + 2 * H, ld, w_h + 2 * H * H, H, 0.0f, ah + 3 * H, ld);
+    }
+    for (int64_t row = 0; row < step.rows; ++row) {
+      float* a = step.gates + row * 3 * H;
+      float* h = step.h + row * H;
+      const float* ah_row = ah + row * ld;
+      float* saved = step.saved != nullptr ? step.saved + row * ld : nullptr;
+      for (int64_t j = 0; j < H; ++j) {
+        const float r = a[j], z = a[H + j];
+        const float ah_n = (reset_after_ ? ah_row[2 * H + j] : ah_row[3 * H + j]) + b[2 * H + j];
+        const float n = std::tanh(a[2 * H + j] + (reset_after_ ? r * ah_n : ah_n));
+        if (saved != nullptr) {
+          saved[j] = r;
+          saved[H + j] = z;
+          saved[2 * H + j] = n;
+          saved[3 * H + j] = reset_after_ ? ah_n : ah_row[2 * H + j];
+        }
+        h[j] = (1.0f - z) * n + z * h[j];
+      }
+    }
+  }
+
+  void backward_step(const StepBackward& step) const override {
+    const int64_t H = hidden_, ld = 4 * H;
+    const float* w_h = weights_.w_h.data();
+    for (int64_t row = 0; row < step.rows; ++row) {
+      const float* saved = step.saved + row * ld;
+      const float* h_prev = step.h_prev + row * H;
+      float* dh = step.dh + row * H;
+      float* dgx = step.dgates_x + row * 3 * H;
+      float* dgh = reset_after_ ? step.dgates_h + row * 3 * H : nullptr;
+      for (int64_t j = 0; j < H; ++j) {
+        const float r = saved[j], z = saved[H + j], n = saved[2 * H + j];
+        const float da_n = dh[j] * (1.0f - z) * tanh_grad_from_output(n);
+        const float da_z = dh[j] * (h_prev[j] - n) * sigmoid_grad_from_output(z);
+        dgx[H + j] = da_z;
+        dgx[2 * H + j] = da_n;
+        if (reset_after_) {
+          const float da_r = da_n * saved[3 * H + j] * sigmoid_grad_from_output(r);
+          dgx[j] = dgh[j] = da_r;
+          dgh[H + j] = da_z;
+          dgh[2 * H + j] = da_n * r;
+        }
+        dh[j] *= z;  // the direct path h(t-1) -> h(t)
+      }
+    }
+    if (reset_after_) {
+      kernels::gemm_nn(step.rows, H, 3 * H, step.dgates_h, 3 * H, w_h, H, 1.0f, step.dh, H);
+      return;
+    }
+    float* d_rh = step.scratch;  // [rows, H] with row stride ld
+    kernels::gemm_nn(step.rows, H, H, step.dgates_x + 2 * H, 3 * H, w_h + 2 * H * H, H, 0.0f, d_rh, ld);
+    for (int64_t row = 0; row < step.rows; ++row) {
+      const float* saved = step.saved + row * ld;
+      const float* h_prev = step.h_prev + row * H;
+      float* dh = step.dh + row * H;
+      for (int64_t j = 0; j < H; ++j) {
+        const float r = saved[j];
+        step.dgates_x[row * 3 * H + j] = d_rh[row * ld + j] * h_prev[j] * sigmoid_grad_from_output(r);
+        dh[j] += d_rh[row * ld + j] * r;
+      }
+    }
+    kernels::gemm_nn(step.rows, H, 2 * H, step.dgates_x, 3 * H, w_h, H, 1.0f, step.dh, H);
+  }
+
+  void accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h, const float* h_prev,
+                                            const float* saved, float* dw_h) const override {
+    if (reset_after_) return Cell::accumulate_recurrent_weight_gradient(total_rows, dgates_h, h_prev, saved, dw_h);
+    const int64_t H = hidden_;
+    // Rows r, z of W_h multiply h(t-1); rows n multiply r * h(t-1), saved at column 3H.
+    kernels::gemm_tn(2 * H, H, total_rows, dgates_h, 3 * H, h_prev, H, 1.0f, dw_h, H);
+    kernels::gemm_tn(H, H, total_rows, dgates_h + 2 * H, 3 * H, saved + 3 * H, 4 * H, 1.0f, dw_h + 2 * H * H, H);
+  }
+
+ private:
+  bool reset_after_;
+};
+
+}  // namespace
+
+std::unique_ptr<Cell> make_gru_cell(const CellSpec& spec, int64_t hidden, const LayerParameters& weights) {
+  return std::make_unique<GruCell>(spec, hidden, weights);
+}
+
+}  // namespace recur::cells

@@ -1,0 +1,52 @@
+// Elman RNN: h(t) = act(a), a = x W_x^T + b_x + h(t-1) W_h^T + b_h, act = tanh or relu.
+// Backward: da = dh * act'(h(t)); dh(t-1) = da W_h.   Saved per row: h(t) [H].
+#include <algorithm>
+#include <cmath>
+
+#include "cells/cell.hpp"
+#include "kernels/activations.hpp"
+#include "kernels/gemm.hpp"
+
+namespace recur::cells {
+namespace {
+
+class RnnCell final : public Cell {
+ public:
+  using Cell::Cell;
+  int64_t saved_width() const override { return hidden_; }
+  int64_t scratch_width() const override { return 0; }
+
+  void forward_step(const StepForward& step) const override {
+    const int64_t H = hidden_;
+    kernels::gemm_nt(step.rows, H, H, step.h, H, weights_.w_h.data(), H, 1.0f, step.gates, H);
+    const float* b_h = weights_.b_h.data();
+    const bool relu = spec_.activation == Activation::relu;
+    for (int64_t r = 0; r < step.rows; ++r) {
+      const float* a = step.gates + r * H;
+      float* h = step.h + r * H;
+      for (int64_t j = 0; j < H; ++j) h[j] = relu ? kernels::relu(a[j] + b_h[j]) : std::tanh(a[j] + b_h[j]);
+      if (step.saved != nullptr) std::copy(h, h + H, step.saved + r * H);
+    }
+  }
+
+  void backward_step(const StepBackward& step) const override {
+    const int64_t H = hidden_;
+    const bool relu = spec_.activation == Activation::relu;
+    for (int64_t r = 0; r < step.rows; ++r) {
+      const float* h = step.saved + r * H;
+      const float* dh = step.dh + r * H;
+      float* da = step.dgates_x + r * H;
+      for (int64_t j = 0; j < H; ++j)
+        da[j] = dh[j] * (relu ? kernels::relu_grad_from_output(h[j]) : kernels::tanh_grad_from_output(h[j]));
+    }
+    kernels::gemm_nn(step.rows, H, H, step.dgates_x, H, weights_.w_h.data(), H, 0.0f, step.dh, H);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Cell> make_rnn_cell(const CellSpec& spec, int64_t hidden, const LayerParameters& weights) {
+  return std::make_unique<RnnCell>(spec, hidden, weights);
+}
+
+}  // namespace recur::cells

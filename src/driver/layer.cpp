@@ -1,0 +1,130 @@
+#include "driver/layer.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "kernels/gemm.hpp"
+
+namespace recur::driver {
+
+SequenceLayout SequenceLayout::make(int64_t steps, int64_t batch, const std::vector<int64_t>& lengths) {
+  SequenceLayout layout;
+  layout.steps = steps;
+  layout.batch = batch;
+  layout.order.resize(static_cast<size_t>(batch));
+  std::iota(layout.order.begin(), layout.order.end(), 0);
+  if (lengths.empty()) {
+    layout.lengths.assign(static_cast<size_t>(batch), steps);
+  } else {
+    // Stable, so that equal lengths keep the caller's order and runs are reproducible.
+    std::stable_sort(layout.order.begin(), layout.order.end(),
+                     [&](int64_t a, int64_t b) { return lengths[size_t(a)] > lengths[size_t(b)]; });
+    for (int64_t k : layout.order) layout.lengths.push_back(lengths[size_t(k)]);
+  }
+  layout.live_rows.assign(static_cast<size_t>(steps), 0);
+  for (int64_t t = 0; t < steps; ++t)
+    layout.live_rows[size_t(t)] =
+        std::count_if(layout.lengths.begin(), layout.lengths.end(), [&](int64_t length) { return length > t; });
+  return layout;
+}
+
+namespace {
+
+// Time index of the k-th step processed in the given direction.
+int64_t step_time(int64_t k, int64_t steps, bool reverse) { return reverse ? steps - 1 - k : k; }
+
+}  // namespace
+
+void layer_forward(const LayerForward& args, std::vector<float>& scratch) {
+  const cells::Cell& cell = *args.cell;
+  const SequenceLayout& layout = *args.layout;
+  const int64_t T = layout.steps, B = layout.batch, H = cell.hidden(), width = cell.gate_width();
+  const int64_t saved_width = cell.saved_width();
+
+  scratch.resize(static_cast<size_t>(T * B * width + B * cell.scratch_width()));
+  float* gates = scratch.data();
+  float* step_scratch = gates + T * B * width;
+  // gates = x W_x^T + b_x over all T*B rows at once.
+  for (int64_t row = 0; row < T * B; ++row) std::copy_n(args.weights->b_x.data(), width, gates + row * width);
+  kernels::gemm_nt(T * B, width, args.input_size, args.x, args.input_size, args.weights->w_x.data(),
+                   args.input_size, 1.0f, gates, width);
+
+  if (args.tape != nullptr) {
+    args.tape->h_prev.assign(static_cast<size_t>(T * B * H), 0.0f);
+    args.tape->saved.assign(static_cast<size_t>(T * B * saved_width), 0.0f);
+  }
+  for (int64_t k = 0; k < T; ++k) {
+    const int64_t t = step_time(k, T, args.reverse);
+    const int64_t rows = layout.live_rows[size_t(t)];
+    if (rows == 0) continue;
+    cells::StepForward step;
+    step.rows = rows;
+    step.gates = gates + t * B * width;
+    step.h = args.h;
+    step.c = args.c;
+    step.scratch = step_scratch;
+    if (args.tape != nullptr) {
+      std::copy_n(args.h, rows * H, args.tape->h_prev.data() + t * B * H);
+      step.saved = args.tape->saved.data() + t * B * saved_width;
+    }
+    cell.forward_step(step);
+    for (int64_t row = 0; row < rows; ++row) std::copy_n(args.h + row * H, H, args.y + (t * B + row) * args.ldy);
+  }
+}
+
+void layer_backward(const LayerBackward& args, std::vector<float>& scratch) {
+  const cells::Cell& cell = *args.cell;
+  const SequenceLayout& layout = *args.layout;
+  const int64_t T = layout.steps, B = layout.batch, H = cell.hidden(), width = cell.gate_width();
+  const int64_t saved_width = cell.saved_width();
+  const bool distinct = cell.distinct_recurrent_gradient();
+
+  const int64_t gate_floats = T * B * width;
+  scratch.assign(static_cast<size_t>(gate_floats * (distinct ? 2 : 1) + B * cell.scratch_width()), 0.0f);
+  float* dgates_x = scratch.data();
+  float* dgates_h = distinct ? dgates_x + gate_floats : dgates_x;
+  float* step_scratch = dgates_x + gate_floats * (distinct ? 2 : 1);
+
+  for (int64_t k = T - 1; k >= 0; --k) {
+    const int64_t t = step_time(k, T, args.reverse);
+    const int64_t rows = layout.live_rows[size_t(t)];
+    if (rows == 0) continue;
+    for (int64_t row = 0; row < rows; ++row) {
+      const float* dy = args.dy + (t * B + row) * args.ldy;
+      float* dh = args.dh + row * H;
+      for (int64_t j = 0; j < H; ++j) dh[j] += dy[j];
+    }
+    cells::StepBackward step;
+    step.rows = rows;
+    step.saved = args.tape->saved.data() + t * B * saved_width;
+    step.h_prev = args.tape->h_prev.data() + t * B * H;
+    step.dh = args.dh;
+    step.dc = args.dc;
+    step.dgates_x = dgates_x + t * B * width;
+    step.dgates_h = dgates_h + t * B * width;
+    step.dpeephole = args.grads->peephole.empty() ? nullptr : args.grads->peephole.data();
+    step.scratch = step_scratch;
+    cell.backward_step(step);
+  }
+
+  // The weight gradients, once over all steps (rows of dead steps hold zero gradients).
+  const int64_t rows = T * B, I = args.input_size;
+  LayerParameters& grads = *args.grads;
+  kernels::gemm_tn(width, I, rows, dgates_x, width, args.x, I, 1.0f, grads.w_x.data(), I);
+  cell.accumulate_recurrent_weight_gradient(rows, dgates_h, args.tape->h_prev.data(), args.tape->saved.data(),
+                                            grads.w_h.data());
+  // Bias sums in a fixed order, so that runs are bit-reproducible.
+  float* db_x = grads.b_x.data();
+  float* db_h = grads.b_h.data();
+  for (int64_t row = 0; row < rows; ++row) {
+    const float* dgx = dgates_x + row * width;
+    const float* dgh = dgates_h + row * width;
+    for (int64_t j = 0; j < width; ++j) {
+      db_x[j] += dgx[j];
+      db_h[j] += dgh[j];
+    }
+  }
+  kernels::gemm_nn(rows, I, width, dgates_x, width, args.weights->w_x.data(), I, 1.0f, args.dx, I);
+}
+
+}  // namespace recur::driver

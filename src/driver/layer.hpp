@@ -1,0 +1,64 @@
+#pragma once
+// The shared schedule of one recurrent layer in one direction (oneDNN's RNN driver, Marian's split):
+//   gates = x W_x^T + b_x            one GEMM over all T*B rows, before the time loop
+//   for t in time order (or reverse): cell.forward_step (recurrent GEMM + fused post-GEMM)
+// backward, steps in the opposite order: cell.backward_step, then once over all steps:
+//   dW_x += dG^T x,  dW_h += dG_h^T h_prev,  db_x += sum dG,  db_h += sum dG_h,  dx += dG W_x
+#include <cstdint>
+#include <vector>
+
+#include "cells/cell.hpp"
+
+namespace recur::driver {
+
+// The batch sorted by length, longest first, so that the live rows of every step are a prefix.
+struct SequenceLayout {
+  int64_t steps = 0;
+  int64_t batch = 0;
+  std::vector<int64_t> order;       // order[k]: the caller's index of sorted row k
+  std::vector<int64_t> live_rows;   // live_rows[t]: sequences longer than t
+  std::vector<int64_t> lengths;     // sorted, longest first
+
+  // lengths empty: all of length `steps`. Lengths are checked by the caller.
+  static SequenceLayout make(int64_t steps, int64_t batch, const std::vector<int64_t>& lengths);
+};
+
+// What training keeps of one layer in one direction, indexed by time step like x: rows t*B .. t*B+B-1.
+struct LayerTape {
+  std::vector<float> h_prev;  // [T*B, H] h(t-1) of every live row, zero elsewhere
+  std::vector<float> saved;   // [T*B, saved_width] the cell's own
+};
+
+struct LayerForward {
+  const cells::Cell* cell = nullptr;
+  const LayerParameters* weights = nullptr;
+  const SequenceLayout* layout = nullptr;
+  bool reverse = false;
+  const float* x = nullptr;  // [T*B, I] in sorted time-major order
+  int64_t input_size = 0;
+  float* y = nullptr;  // [T*B, ldy] output columns of this direction; rows must be zero on entry
+  int64_t ldy = 0;
+  float* h = nullptr;  // [B, H] in: h0, out: final h
+  float* c = nullptr;  // [B, H] likewise; lstm family only
+  LayerTape* tape = nullptr;  // nullptr: inference
+};
+void layer_forward(const LayerForward& args, std::vector<float>& scratch);
+
+struct LayerBackward {
+  const cells::Cell* cell = nullptr;
+  const LayerParameters* weights = nullptr;
+  const SequenceLayout* layout = nullptr;
+  bool reverse = false;
+  const float* x = nullptr;  // [T*B, I] as forward saw it
+  int64_t input_size = 0;
+  const LayerTape* tape = nullptr;
+  const float* dy = nullptr;  // [T*B, ldy] dL/dy of this direction's columns
+  int64_t ldy = 0;
+  float* dh = nullptr;  // [B, H] in: dL/d final h, out: dL/dh0
+  float* dc = nullptr;  // likewise for c
+  LayerParameters* grads = nullptr;  // accumulated into
+  float* dx = nullptr;  // [T*B, I] accumulated into
+};
+void layer_backward(const LayerBackward& args, std::vector<float>& scratch);
+
+}  // namespace recur::driver

@@ -1,0 +1,29 @@
+#pragma once
+// The one place BLAS is called. Row-major: C[m, n] = alpha * op(A) op(B) + beta * C, where op(A) is
+// [m, k] and op(B) is [k, n]; lda, ldb, ldc are row strides in elements.
+#include <cstdint>
+
+namespace recur::kernels {
+
+enum class Transpose { no, yes };
+
+void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// C[m, n] (+)= A[m, k] B[n, k]^T: the shape of every "rows times weights" product (x W^T, h W_h^T).
+inline void gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                    float beta, float* c, int64_t ldc) {
+  gemm(Transpose::no, Transpose::yes, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+}
+// C[m, n] (+)= A[m, k] B[k, n]: gradients flowing back through weights (dg W).
+inline void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                    float beta, float* c, int64_t ldc) {
+  gemm(Transpose::no, Transpose::no, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+}
+// C[m, n] (+)= A[k, m]^T B[k, n]: weight gradients summed over rows (dg^T x).
+inline void gemm_tn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                    float beta, float* c, int64_t ldc) {
+  gemm(Transpose::yes, Transpose::no, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace recur::kernels

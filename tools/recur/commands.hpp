@@ -1,0 +1,18 @@
+#pragma once
+// The recur CLI: one file per subcommand. Each registers itself on the app and returns the function
+// that runs it once parsing succeeded; recur::Error from it becomes one line on stderr and exit 1.
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace recur::cli {
+
+struct Command {
+  CLI::App* subcommand;      // owned by the app
+  std::function<void()> run;  // called when the subcommand was given
+};
+
+Command add_run_command(CLI::App& app);
+Command add_inspect_command(CLI::App& app);
+
+}  // namespace recur::cli
