@@ -115,10 +115,10 @@ inline void compare(const SafetensorsFile& file, const std::string& what, const 
     }
   }
   const double tolerance = 2e-5 * scale;
-  EXPECT_LE(error, tolerance) << describe(file) << ": " << what << " vs " << name << ": max abs error " << error
-                              << " at flat index " << worst_index << " (recur "
-                              << actual[worst_index] << ", fixture " << expected[static_cast<size_t>(worst_index)]
-                              << ")";
+  EXPECT_LE(error, tolerance) << describe(file) << ": " << what << " vs " << name << ": max abs error "
+                              << error << " at flat index " << worst_index << " (recur "
+                              << actual[worst_index] << ", fixture "
+                              << expected[static_cast<size_t>(worst_index)] << ")";
   ++summary.compared;
   if (error >= summary.max_abs_error) {
     summary.max_abs_error = error;
@@ -126,8 +126,9 @@ inline void compare(const SafetensorsFile& file, const std::string& what, const 
   }
 }
 
-inline void compare_parameters(const SafetensorsFile& file, const RnnConfig& config, const RnnParameters& actual,
-                               const std::string& prefix, ErrorSummary& summary) {
+inline void compare_parameters(const SafetensorsFile& file, const RnnConfig& config,
+                               const RnnParameters& actual, const std::string& prefix,
+                               ErrorSummary& summary) {
   for (int layer = 0; layer < config.num_layers; ++layer) {
     for (int d = 0; d < config.directions(); ++d) {
       const LayerParameters& p = actual.layers[static_cast<size_t>(layer * config.directions() + d)];
@@ -141,6 +142,12 @@ inline void compare_parameters(const SafetensorsFile& file, const RnnConfig& con
       }
     }
   }
+}
+
+// Bit-identical float32 tensors (for weights that are only moved, never computed).
+inline void expect_identical(const std::string& what, const Tensor& actual, const Tensor& expected) {
+  ASSERT_EQ(actual.shape(), expected.shape()) << what;
+  EXPECT_TRUE(std::equal(actual.values().begin(), actual.values().end(), expected.values().begin())) << what;
 }
 
 inline std::vector<int64_t> fixture_lengths(const SafetensorsFile& file) {

@@ -67,7 +67,8 @@ Tensor onnx_y(const Tensor& y, int64_t directions, bool batch_first) {
     for (int64_t b = 0; b < inner; ++b) {
       for (int64_t d = 0; d < directions; ++d) {
         for (int64_t h = 0; h < hidden; ++h) {
-          out[((t * directions + d) * inner + b) * hidden + h] = y[(t * inner + b) * directions * hidden + d * hidden + h];
+          out[((t * directions + d) * inner + b) * hidden + h] =
+              y[(t * inner + b) * directions * hidden + d * hidden + h];
         }
       }
     }
@@ -88,8 +89,8 @@ TEST_P(OnnxNodeCase, RecurMatchesExpectedOutputs) {
     // input_N.pb / output_N.pb belong to the graph's N-th input / output.
     std::map<std::string, onnx::OnnxTensor> values;
     for (size_t k = 0; k < graph.inputs.size(); ++k) {
-      values[graph.inputs[k]] =
-          onnx::read_tensor_proto((dir / "test_data_set_0" / ("input_" + std::to_string(k) + ".pb")).string());
+      values[graph.inputs[k]] = onnx::read_tensor_proto(
+          (dir / "test_data_set_0" / ("input_" + std::to_string(k) + ".pb")).string());
     }
     auto input = [&](size_t index) -> const onnx::OnnxTensor* {
       if (index >= node.inputs.size() || node.inputs[index].empty()) return nullptr;
@@ -122,12 +123,13 @@ TEST_P(OnnxNodeCase, RecurMatchesExpectedOutputs) {
     double max_error = 0;
     std::string compared;
     for (size_t k = 0; k < graph.outputs.size(); ++k) {
-      const onnx::OnnxTensor expected =
-          onnx::read_tensor_proto((dir / "test_data_set_0" / ("output_" + std::to_string(k) + ".pb")).string());
-      const auto slot = std::find(node.outputs.begin(), node.outputs.end(), graph.outputs[k]) - node.outputs.begin();
+      const onnx::OnnxTensor expected = onnx::read_tensor_proto(
+          (dir / "test_data_set_0" / ("output_" + std::to_string(k) + ".pb")).string());
+      const auto slot =
+          std::find(node.outputs.begin(), node.outputs.end(), graph.outputs[k]) - node.outputs.begin();
       ASSERT_LT(slot, 3) << source << ": graph output " << graph.outputs[k] << " is not a node output";
       const Tensor& state = slot == 1 ? output.final_state.h : output.final_state.c;
-      const Tensor actual = slot == 0   ? onnx_y(output.y, config.directions(), batch_first)
+      const Tensor actual = slot == 0     ? onnx_y(output.y, config.directions(), batch_first)
                             : batch_first ? swap_leading(state)
                                           : state;
       const char* what = slot == 0 ? "Y" : slot == 1 ? "Y_h" : "Y_c";

@@ -5,8 +5,10 @@
 // dL/dy = R1, dL/dh_n = R2, dL/dc_n = R3 are what backward_ref is given.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -61,11 +63,14 @@ Problem draw_problem(const CellSpec& cell, const GradcheckCase& c, std::mt19937_
   p.batch.batch = batch;
   p.batch.lengths = c.lengths;
   p.batch.x = uniform_values(static_cast<size_t>(c.steps * batch * c.input_size), 1.0, rng);
-  p.batch.h0 = c.random_initial_state ? uniform_values(state_size, 0.8, rng) : std::vector<double>(state_size, 0.0);
+  p.batch.h0 =
+      c.random_initial_state ? uniform_values(state_size, 0.8, rng) : std::vector<double>(state_size, 0.0);
   if (cell.has_cell_state()) {
-    p.batch.c0 = c.random_initial_state ? uniform_values(state_size, 1.0, rng) : std::vector<double>(state_size, 0.0);
+    p.batch.c0 =
+        c.random_initial_state ? uniform_values(state_size, 1.0, rng) : std::vector<double>(state_size, 0.0);
   }
-  p.r_y = uniform_values(static_cast<size_t>(c.steps * batch * p.config.directions() * c.hidden_size), 1.0, rng);
+  p.r_y =
+      uniform_values(static_cast<size_t>(c.steps * batch * p.config.directions() * c.hidden_size), 1.0, rng);
   p.r_h = uniform_values(state_size, 1.0, rng);
   if (cell.has_cell_state()) p.r_c = uniform_values(state_size, 1.0, rng);
   return p;
@@ -91,11 +96,18 @@ constexpr double kEps = 1e-6;
 constexpr double kAbsTol = 1e-7;  // rounding noise of (L+ - L-) / 2eps is ~1e-9 here
 constexpr double kRelTol = 1e-6;
 
-// Compares analytic[j] with the central difference of the loss in values[j] (values lives in p).
+constexpr size_t kMaxEntriesPerTensor = 24;  // a random subset beyond that, to stay fast under sanitizers
+
+// Compares analytic[j] with the central difference of the loss in values[j] (values lives in p), for
+// every j or a random subset of kMaxEntriesPerTensor.
 void check_tensor(Problem& p, const std::string& name, std::vector<double>& values,
-                  const std::vector<double>& analytic, GradcheckStats& stats) {
+                  const std::vector<double>& analytic, std::mt19937_64& rng, GradcheckStats& stats) {
   ASSERT_EQ(values.size(), analytic.size()) << name;
-  for (size_t j = 0; j < values.size(); ++j) {
+  std::vector<size_t> entries(values.size());
+  std::iota(entries.begin(), entries.end(), size_t{0});
+  std::shuffle(entries.begin(), entries.end(), rng);
+  entries.resize(std::min(entries.size(), kMaxEntriesPerTensor));
+  for (size_t j : entries) {
     const double saved = values[j];
     values[j] = saved + kEps;
     const double loss_plus = loss(p);
@@ -117,14 +129,18 @@ void gradcheck(const CellSpec& cell, const GradcheckCase& c, uint64_t seed, Grad
   GradientsRef<double> grads = backward_ref(p.config, p.params, p.batch, p.r_y, p.r_h, p.r_c);
   // The same walk over both parameter structs pairs each tensor with its gradient.
   std::vector<std::pair<std::string, std::vector<double>*>> tensors;
-  for_each_parameter_ref(p.params, [&](const std::string& name, std::vector<double>& v) { tensors.push_back({name, &v}); });
+  for_each_parameter_ref(p.params, [&](const std::string& name, std::vector<double>& v) {
+    tensors.push_back({name, &v});
+  });
   std::vector<const std::vector<double>*> gradients;
-  for_each_parameter_ref(grads.parameters, [&](const std::string&, std::vector<double>& v) { gradients.push_back(&v); });
+  for_each_parameter_ref(grads.parameters,
+                         [&](const std::string&, std::vector<double>& v) { gradients.push_back(&v); });
   ASSERT_EQ(tensors.size(), gradients.size());
-  for (size_t k = 0; k < tensors.size(); ++k) check_tensor(p, tensors[k].first, *tensors[k].second, *gradients[k], stats);
-  check_tensor(p, "x", p.batch.x, grads.dx, stats);
-  check_tensor(p, "h0", p.batch.h0, grads.dh0, stats);
-  if (cell.has_cell_state()) check_tensor(p, "c0", p.batch.c0, grads.dc0, stats);
+  for (size_t k = 0; k < tensors.size(); ++k)
+    check_tensor(p, tensors[k].first, *tensors[k].second, *gradients[k], rng, stats);
+  check_tensor(p, "x", p.batch.x, grads.dx, rng, stats);
+  check_tensor(p, "h0", p.batch.h0, grads.dh0, rng, stats);
+  if (cell.has_cell_state()) check_tensor(p, "c0", p.batch.c0, grads.dc0, rng, stats);
 }
 
 std::vector<GradcheckCase> gradcheck_cases() {
@@ -144,8 +160,8 @@ void gradcheck_all_cases(const CellSpec& cell) {
                  " H=" + std::to_string(c.hidden_size) + " T=" + std::to_string(c.steps));
     gradcheck(cell, c, seed++, stats);
   }
-  std::printf("[ref gradcheck] %-16s %5lld entries, max |fd - backward_ref| = %.2e\n", cell_name_ref(cell).c_str(),
-              static_cast<long long>(stats.entries), stats.max_abs_error);
+  std::printf("[ref gradcheck] %-16s %5lld entries, max |fd - backward_ref| = %.2e\n",
+              cell_name_ref(cell).c_str(), static_cast<long long>(stats.entries), stats.max_abs_error);
 }
 
 CellSpec peephole_cifg() {
@@ -167,7 +183,8 @@ TEST(ReferenceGradcheck, GruResetBefore) { gradcheck_all_cases(CellSpec::gru(Gru
 
 void expect_near_all(const std::vector<double>& a, const std::vector<double>& b, const std::string& what) {
   ASSERT_EQ(a.size(), b.size()) << what;
-  for (size_t j = 0; j < a.size(); ++j) EXPECT_NEAR(a[j], b[j], 1e-12 * (1 + std::abs(b[j]))) << what << "[" << j << "]";
+  for (size_t j = 0; j < a.size(); ++j)
+    EXPECT_NEAR(a[j], b[j], 1e-12 * (1 + std::abs(b[j]))) << what << "[" << j << "]";
 }
 
 // Rows [block*H, (block+1)*H) of a [G*H, cols] matrix (or [G*H] vector).
@@ -201,8 +218,8 @@ void check_coupled_equals_mirrored_lstm(bool peephole) {
     auto& f = full.params.layers[k];
     const int64_t in = static_cast<int64_t>(c.w_x.size()) / (3 * hidden);
     auto mirror = [&](const std::vector<double>& m, int64_t cols) {  // i, g, o -> i, -i, g, o
-      return concat({rows_of(m, 0, hidden, cols), negated(rows_of(m, 0, hidden, cols)), rows_of(m, 1, hidden, cols),
-                     rows_of(m, 2, hidden, cols)});
+      return concat({rows_of(m, 0, hidden, cols), negated(rows_of(m, 0, hidden, cols)),
+                     rows_of(m, 1, hidden, cols), rows_of(m, 2, hidden, cols)});
     };
     f = {mirror(c.w_x, in), mirror(c.w_h, hidden), mirror(c.b_x, 1), mirror(c.b_h, 1), {}};
     if (peephole) {
@@ -234,14 +251,17 @@ void check_coupled_equals_mirrored_lstm(bool peephole) {
     expect_near_all(c.b_x, fold(f.b_x, 1), "db_x");
     expect_near_all(c.b_h, fold(f.b_h, 1), "db_h");
     if (peephole) {
-      std::vector<double> i = rows_of(f.peephole, 0, hidden, 1), minus_f = negated(rows_of(f.peephole, 1, hidden, 1));
+      std::vector<double> i = rows_of(f.peephole, 0, hidden, 1),
+                          minus_f = negated(rows_of(f.peephole, 1, hidden, 1));
       for (size_t j = 0; j < i.size(); ++j) i[j] += minus_f[j];
       expect_near_all(c.peephole, concat({i, rows_of(f.peephole, 2, hidden, 1)}), "dpeephole");
     }
   }
 }
 
-TEST(ReferenceIdentity, CoupledLstmIsLstmWithMirroredForgetRows) { check_coupled_equals_mirrored_lstm(false); }
+TEST(ReferenceIdentity, CoupledLstmIsLstmWithMirroredForgetRows) {
+  check_coupled_equals_mirrored_lstm(false);
+}
 TEST(ReferenceIdentity, PeepholeCoupledLstmIsPeepholeLstmWithMirroredForgetRows) {
   check_coupled_equals_mirrored_lstm(true);
 }
@@ -295,7 +315,8 @@ TEST(ReferenceIdentity, ReverseDirectionIsForwardDirectionOnReversedSequences) {
       const int64_t len = bi.batch.lengths[b];
       for (int64_t t = 0; t < len; ++t) {
         for (int64_t j = 0; j < hidden; ++j) {
-          EXPECT_NEAR(a.y[(t * batch + b) * 2 * hidden + hidden + j], u.y[((len - 1 - t) * batch + b) * hidden + j], 1e-12);
+          EXPECT_NEAR(a.y[(t * batch + b) * 2 * hidden + hidden + j],
+                      u.y[((len - 1 - t) * batch + b) * hidden + j], 1e-12);
         }
       }
     }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -20,18 +21,29 @@ using recur::Error;
 using recur::SafetensorsFile;
 using recur::Tensor;
 
+// A fresh path in a directory of this process's own, removed when the tests exit.
 std::string temp_path(const std::string& name) {
+  struct Directory {
+    std::filesystem::path path =
+        std::filesystem::path(::testing::TempDir()) / ("recur_st_" + std::to_string(::getpid()));
+    Directory() { std::filesystem::create_directories(path); }
+    ~Directory() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static Directory directory;
   static int counter = 0;
-  return ::testing::TempDir() + "recur_st_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" + name;
+  return (directory.path / (std::to_string(counter++) + "_" + name)).string();
 }
 
 // 8-byte little-endian header size, header text, data bytes.
 std::vector<uint8_t> build_file(const std::string& header, const std::vector<uint8_t>& data) {
-  std::vector<uint8_t> bytes(8);
-  uint64_t size = header.size();
+  std::vector<uint8_t> bytes(8 + header.size() + data.size());
+  const uint64_t size = header.size();
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(size >> (8 * i));
-  bytes.insert(bytes.end(), header.begin(), header.end());
-  bytes.insert(bytes.end(), data.begin(), data.end());
+  std::copy(header.begin(), header.end(), bytes.begin() + 8);
+  std::copy(data.begin(), data.end(), bytes.begin() + 8 + static_cast<ptrdiff_t>(header.size()));
   return bytes;
 }
 
@@ -50,7 +62,8 @@ void expect_error(const std::vector<uint8_t>& bytes, const std::vector<std::stri
   } catch (const Error& e) {
     std::string message = e.what();
     EXPECT_NE(message.find("bad.safetensors"), std::string::npos) << message;
-    for (const std::string& fragment : fragments) EXPECT_NE(message.find(fragment), std::string::npos) << message;
+    for (const std::string& fragment : fragments)
+      EXPECT_NE(message.find(fragment), std::string::npos) << message;
   }
 }
 
@@ -63,8 +76,9 @@ TEST(Safetensors, RoundTripKeepsValuesOrderAndMetadata) {
   Tensor empty({0, 3});
   const std::string path = temp_path("round.safetensors");
   // Not in name order: the data must follow the order given.
-  recur::write_safetensors(path, {{"z_matrix", &matrix}, {"a_vector", &vector}, {"scalar", &scalar}, {"empty", &empty}},
-                           {{"format", "test"}, {"note", "ünïcode"}});
+  recur::write_safetensors(
+      path, {{"z_matrix", &matrix}, {"a_vector", &vector}, {"scalar", &scalar}, {"empty", &empty}},
+      {{"format", "test"}, {"note", "ünïcode"}});
 
   SafetensorsFile file = SafetensorsFile::read(path);
   EXPECT_EQ(file.metadata().at("format"), "test");
@@ -202,7 +216,7 @@ TEST(Safetensors, ErrorFileShorterThanHeaderSize) { expect_error({1, 0, 0}, {"3 
 TEST(Safetensors, ErrorDataShorterThanHeaderClaims) {
   std::string header = R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})";
   std::vector<uint8_t> bytes = build_file(header, zeros(16));
-  bytes.resize(bytes.size() - 4);
+  bytes.erase(bytes.end() - 4, bytes.end());
   expect_error(bytes, {"'w'", "[0, 16]", "12 bytes", "past the end"});
 }
 
@@ -236,7 +250,8 @@ TEST(Safetensors, ErrorGapBetweenRanges) {
                        R"("b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}})";
   expect_error(build_file(header, zeros(20)), {"'b'", "[12, 20]", "gap", "'a'", "8"});
   // A first range not at 0 is a gap too.
-  expect_error(build_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", zeros(8)), {"'a'", "gap"});
+  expect_error(build_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", zeros(8)),
+               {"'a'", "gap"});
 }
 
 TEST(Safetensors, ErrorShapeSizeMismatch) {

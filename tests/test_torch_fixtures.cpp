@@ -18,13 +18,8 @@ namespace {
 // torch_<case>.safetensors: 2 layers, bidirectional, lengths [6, 3, 5]; *_batch_first: 1 layer, one
 // direction, x [B, T, I], lengths [4, 5, 2].
 const std::vector<std::string> kTorchCases = {
-    "rnn_tanh",             "rnn_relu",         "lstm",          "gru", "rnn_tanh_batch_first",
-    "rnn_relu_batch_first", "lstm_batch_first", "gru_batch_first"};
-
-void expect_identical(const std::string& what, const Tensor& actual, const Tensor& expected) {
-  ASSERT_EQ(actual.shape(), expected.shape()) << what;
-  EXPECT_TRUE(std::equal(actual.values().begin(), actual.values().end(), expected.values().begin())) << what;
-}
+    "rnn_tanh",         "rnn_relu",       "lstm", "gru", "rnn_tanh_batch_first", "rnn_relu_batch_first",
+    "lstm_batch_first", "gru_batch_first"};
 
 class TorchFixture : public ::testing::TestWithParam<std::string> {};
 
@@ -68,10 +63,10 @@ TEST(TorchFixtureLoad, LoadRnnInfersConfigFromPyTorchNames) {
       for (size_t k = 0; k < original.layers.size(); ++k) {
         const LayerParameters &a = rnn.parameters().layers[k], &b = original.layers[k];
         const std::string where = "layer-direction " + std::to_string(k) + " ";
-        expect_identical(where + "w_x", a.w_x, b.w_x);
-        expect_identical(where + "w_h", a.w_h, b.w_h);
-        expect_identical(where + "b_x", a.b_x, b.b_x);
-        expect_identical(where + "b_h", a.b_h, b.b_h);
+        fixture::expect_identical(where + "w_x", a.w_x, b.w_x);
+        fixture::expect_identical(where + "w_h", a.w_h, b.w_h);
+        fixture::expect_identical(where + "b_x", a.b_x, b.b_x);
+        fixture::expect_identical(where + "b_h", a.b_h, b.b_h);
       }
     } catch (const std::exception& error) {
       ADD_FAILURE() << error.what();

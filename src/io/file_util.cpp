@@ -117,7 +117,8 @@ void write_file_atomic(const std::string& path, std::span<const uint8_t> bytes) 
     write_all(file.get(), bytes, temp_path);
     if (::fsync(file.get()) != 0) fail(temp_path, "cannot sync", errno);
     if (int error_number = file.close(); error_number != 0) fail(temp_path, "cannot close", error_number);
-    if (::rename(temp_path.c_str(), path.c_str()) != 0) fail(path, "cannot rename " + temp_path + " to it", errno);
+    if (::rename(temp_path.c_str(), path.c_str()) != 0)
+      fail(path, "cannot rename " + temp_path + " to it", errno);
   } catch (...) {
     ::unlink(temp_path.c_str());
     throw;

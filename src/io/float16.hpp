@@ -21,6 +21,8 @@ inline float half_to_float(uint16_t bits) {
 }
 
 // bfloat16 is the top half of a float32.
-inline float bfloat16_to_float(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+inline float bfloat16_to_float(uint16_t bits) {
+  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
+}
 
 }  // namespace recur::io

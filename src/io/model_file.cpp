@@ -2,6 +2,7 @@
 // mapping is names and shapes only: no rows move.
 #include "recur/model_file.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "recur/error.hpp"
@@ -10,7 +11,8 @@ namespace recur {
 namespace {
 
 // The parameter names of one layer-direction, without the "_l{k}[_reverse]" suffix.
-constexpr const char* parameter_prefixes[] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_peephole"};
+constexpr const char* parameter_prefixes[] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh",
+                                              "weight_peephole"};
 
 std::string suffix(int layer, int direction) {
   return "_l" + std::to_string(layer) + (direction == 1 ? "_reverse" : "");
@@ -38,13 +40,18 @@ std::vector<ExpectedTensor> expected_tensors(const RnnConfig& config) {
     for (int direction = 0; direction < config.directions(); ++direction) {
       const std::string s = suffix(layer, direction);
       const int index = layer * config.directions() + direction;
-      expected.push_back({"weight_ih" + s, {gate_rows, config.layer_input_size(layer)}, false, index,
+      expected.push_back({"weight_ih" + s,
+                          {gate_rows, config.layer_input_size(layer)},
+                          false,
+                          index,
                           &LayerParameters::w_x});
-      expected.push_back({"weight_hh" + s, {gate_rows, config.hidden_size}, false, index, &LayerParameters::w_h});
+      expected.push_back(
+          {"weight_hh" + s, {gate_rows, config.hidden_size}, false, index, &LayerParameters::w_h});
       expected.push_back({"bias_ih" + s, {gate_rows}, true, index, &LayerParameters::b_x});
       expected.push_back({"bias_hh" + s, {gate_rows}, true, index, &LayerParameters::b_h});
       if (peephole_size > 0) {
-        expected.push_back({"weight_peephole" + s, {peephole_size}, false, index, &LayerParameters::peephole});
+        expected.push_back(
+            {"weight_peephole" + s, {peephole_size}, false, index, &LayerParameters::peephole});
       }
     }
   }
@@ -75,13 +82,13 @@ void check_tensors(const SafetensorsFile& file, const RnnConfig& config) {
   for (const ExpectedTensor& e : expected) {
     if (!file.contains(e.name)) {
       if (e.optional) continue;
-      throw Error(file.source() + ": missing tensor '" + e.name + "' (expected shape " + shape_to_string(e.shape) +
-                  " for " + config_summary(config) + ")");
+      throw Error(file.source() + ": missing tensor '" + e.name + "' (expected shape " +
+                  shape_to_string(e.shape) + " for " + config_summary(config) + ")");
     }
     const Shape& got = file.entry(e.name).shape;
     if (got != e.shape) {
-      throw Error(file.source() + ": tensor '" + e.name + "': expected shape " + shape_to_string(e.shape) + ", got " +
-                  shape_to_string(got) + " (" + config_summary(config) + ")");
+      throw Error(file.source() + ": tensor '" + e.name + "': expected shape " + shape_to_string(e.shape) +
+                  ", got " + shape_to_string(got) + " (" + config_summary(config) + ")");
     }
   }
   for (const SafetensorsEntry& entry : file.entries()) {
@@ -91,7 +98,8 @@ void check_tensors(const SafetensorsFile& file, const RnnConfig& config) {
     bool known = false;
     for (const ExpectedTensor& e : expected) known = known || e.name == entry.name;
     if (!known) {
-      throw Error(file.source() + ": tensor '" + entry.name + "' does not belong to " + config_summary(config));
+      throw Error(file.source() + ": tensor '" + entry.name + "' does not belong to " +
+                  config_summary(config));
     }
   }
 }
@@ -122,7 +130,8 @@ RnnConfig config_from_metadata(const SafetensorsFile& file) {
   config.input_size = metadata_positive(file, "input_size");
   config.hidden_size = metadata_positive(file, "hidden_size");
   int64_t layers = metadata_positive(file, "num_layers");
-  if (layers > 1'000'000) throw Error(file.source() + ": metadata num_layers=" + std::to_string(layers) + " too large");
+  if (layers > 1'000'000)
+    throw Error(file.source() + ": metadata num_layers=" + std::to_string(layers) + " too large");
   config.num_layers = static_cast<int>(layers);
   const std::string& bidirectional = metadata_field(file, "bidirectional");
   if (bidirectional != "true" && bidirectional != "false" && bidirectional != "1" && bidirectional != "0") {
@@ -134,7 +143,8 @@ RnnConfig config_from_metadata(const SafetensorsFile& file) {
 
 const Shape& matrix_shape(const SafetensorsFile& file, const std::string& name) {
   if (!file.contains(name)) {
-    throw Error(file.source() + ": missing tensor '" + name + "' (needed to infer the cell and sizes; no recur metadata)");
+    throw Error(file.source() + ": missing tensor '" + name +
+                "' (needed to infer the cell and sizes; no recur metadata)");
   }
   const Shape& shape = file.entry(name).shape;
   if (shape.size() != 2 || shape[1] <= 0) {
@@ -148,21 +158,22 @@ CellSpec infer_cell(const SafetensorsFile& file, const Shape& hh_shape, const Mo
   const int64_t hidden = hh_shape[1];
   if (hh_shape[0] % hidden != 0) {
     throw Error(file.source() + ": tensor 'weight_hh_l0' has shape " + shape_to_string(hh_shape) + ": its " +
-                std::to_string(hh_shape[0]) + " rows are not a multiple of hidden_size " + std::to_string(hidden) +
-                " (rows = gates x hidden_size)");
+                std::to_string(hh_shape[0]) + " rows are not a multiple of hidden_size " +
+                std::to_string(hidden) + " (rows = gates x hidden_size)");
   }
   const int64_t gates = hh_shape[0] / hidden;
   if (options.cell) {
     if (options.cell->gate_count() != gates) {
-      throw Error(file.source() + ": cell " + options.cell->name() + " has " + std::to_string(options.cell->gate_count()) +
-                  " gates, but 'weight_hh_l0' of shape " + shape_to_string(hh_shape) + " has " +
-                  std::to_string(gates));
+      throw Error(file.source() + ": cell " + options.cell->name() + " has " +
+                  std::to_string(options.cell->gate_count()) + " gates, but 'weight_hh_l0' of shape " +
+                  shape_to_string(hh_shape) + " has " + std::to_string(gates));
     }
     return *options.cell;
   }
   const bool peephole = file.contains("weight_peephole_l0");
   if (gates == 4) return peephole ? CellSpec::peephole_lstm() : CellSpec::lstm();
-  if (gates == 3) return peephole ? CellSpec{CellFamily::lstm, Activation::tanh, true, true} : CellSpec::gru();
+  if (gates == 3)
+    return peephole ? CellSpec{CellFamily::lstm, Activation::tanh, true, true} : CellSpec::gru();
   if (gates == 1) return CellSpec::rnn_tanh();
   throw Error(file.source() + ": tensor 'weight_hh_l0' of shape " + shape_to_string(hh_shape) + " has " +
               std::to_string(gates) + " gates; recur's cells have 1 (rnn), 3 (gru, cifg) or 4 (lstm)");
@@ -184,7 +195,8 @@ RnnConfig config_from_names(const SafetensorsFile& file, const ModelLoadOptions&
     max_layer = std::max(max_layer, layer);
     config.bidirectional = config.bidirectional || reverse;
   }
-  if (max_layer >= 1'000'000) throw Error(file.source() + ": layer index " + std::to_string(max_layer) + " too large");
+  if (max_layer >= 1'000'000)
+    throw Error(file.source() + ": layer index " + std::to_string(max_layer) + " too large");
   config.num_layers = max_layer + 1;
   return config;
 }
@@ -231,7 +243,8 @@ std::map<std::string, std::string> rnn_metadata(const RnnConfig& config) {
           {"bidirectional", config.bidirectional ? "true" : "false"}};
 }
 
-void save_rnn(const std::string& path, const Rnn& rnn, const std::map<std::string, std::string>& extra_metadata) {
+void save_rnn(const std::string& path, const Rnn& rnn,
+              const std::map<std::string, std::string>& extra_metadata) {
   // The configuration's own keys win over extra ones of the same name: the file must describe itself.
   std::map<std::string, std::string> metadata = rnn_metadata(rnn.config());
   metadata.insert(extra_metadata.begin(), extra_metadata.end());

@@ -1,6 +1,7 @@
 // NumPy .npy files: magic "\x93NUMPY", version byte pair, header length (2 bytes in 1.0, 4 in 2.0/3.0),
 // a Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded with spaces
-// and ending in '\n', then the raw array. https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
+// and ending in '\n', then the raw array.
+// https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
 #include "recur/npy.hpp"
 
 #include <bit>
@@ -52,11 +53,12 @@ class HeaderParser {
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
-    throw Error(path_ + ": bad .npy header at character " + std::to_string(position_) + ": " + what + " (header: " +
-                text_ + ")");
+    throw Error(path_ + ": bad .npy header at character " + std::to_string(position_) + ": " + what +
+                " (header: " + text_ + ")");
   }
   char peek() {
-    while (position_ < text_.size() && (text_[position_] == ' ' || text_[position_] == '\n' || text_[position_] == '\t'))
+    while (position_ < text_.size() &&
+           (text_[position_] == ' ' || text_[position_] == '\n' || text_[position_] == '\t'))
       ++position_;
     return position_ < text_.size() ? text_[position_] : '\0';
   }
@@ -116,7 +118,8 @@ class HeaderParser {
   int64_t parse_integer() {
     bool negative = text_[position_] == '-';
     if (negative) ++position_;
-    if (position_ >= text_.size() || text_[position_] < '0' || text_[position_] > '9') fail("expected a digit");
+    if (position_ >= text_.size() || text_[position_] < '0' || text_[position_] > '9')
+      fail("expected a digit");
     int64_t value = 0;
     while (position_ < text_.size() && text_[position_] >= '0' && text_[position_] <= '9') {
       int digit = text_[position_++] - '0';
@@ -166,15 +169,15 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& path,
   int major = bytes[6];
   int minor = bytes[7];
   if (major < 1 || major > 3 || minor != 0) {
-    throw Error(path + ": unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
-                " (supported: 1.0, 2.0, 3.0)");
+    throw Error(path + ": unsupported .npy format version " + std::to_string(major) + "." +
+                std::to_string(minor) + " (supported: 1.0, 2.0, 3.0)");
   }
   size_t length_size = major == 1 ? 2 : 4;
   size_t prefix = magic_size + 2 + length_size;
   if (bytes.size() < prefix) throw Error(path + ": .npy file truncated inside its header length");
   uint64_t header_size = major == 1 ? uint64_t{bytes[8]} | uint64_t{bytes[9]} << 8
-                                    : uint64_t{bytes[8]} | uint64_t{bytes[9]} << 8 | uint64_t{bytes[10]} << 16 |
-                                          uint64_t{bytes[11]} << 24;
+                                    : uint64_t{bytes[8]} | uint64_t{bytes[9]} << 8 |
+                                          uint64_t{bytes[10]} << 16 | uint64_t{bytes[11]} << 24;
   if (prefix + header_size > bytes.size()) {
     throw Error(path + ": .npy header length " + std::to_string(header_size) + " runs past the end of the " +
                 std::to_string(bytes.size()) + "-byte file (truncated?)");
@@ -187,29 +190,35 @@ NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& path,
   const PyValue& descr = dict["descr"];
   const PyValue& fortran = dict["fortran_order"];
   const PyValue& shape = dict["shape"];
-  if (descr.kind != PyValue::Kind::string) throw Error(path + ": unsupported .npy dtype (structured): " + header);
-  if (fortran.kind != PyValue::Kind::boolean) throw Error(path + ": .npy fortran_order must be True or False: " + header);
+  if (descr.kind != PyValue::Kind::string)
+    throw Error(path + ": unsupported .npy dtype (structured): " + header);
+  if (fortran.kind != PyValue::Kind::boolean)
+    throw Error(path + ": .npy fortran_order must be True or False: " + header);
   if (fortran.flag) throw Error(path + ": .npy array is in Fortran order; only C order is supported");
-  if (shape.kind != PyValue::Kind::tuple) throw Error(path + ": .npy shape must be a tuple of integers: " + header);
+  if (shape.kind != PyValue::Kind::tuple)
+    throw Error(path + ": .npy shape must be a tuple of integers: " + header);
 
   NpyArray array;
   array.descr = descr.text;
   array.shape = Shape(shape.integers.begin(), shape.integers.end());
   for (int64_t d : array.shape)
-    if (d < 0) throw Error(path + ": .npy shape " + shape_to_string(array.shape) + " has a negative dimension");
+    if (d < 0)
+      throw Error(path + ": .npy shape " + shape_to_string(array.shape) + " has a negative dimension");
   char order = descr.text.empty() ? '\0' : descr.text[0];
   auto size = element_sizes.find(descr.text.size() > 1 ? descr.text.substr(1) : "");
-  if (order == '>') throw Error(path + ": .npy dtype '" + descr.text + "' is big-endian; supported: " + accepted);
+  if (order == '>')
+    throw Error(path + ": .npy dtype '" + descr.text + "' is big-endian; supported: " + accepted);
   if ((order != '<' && order != '|') || size == element_sizes.end()) {
     throw Error(path + ": unsupported .npy dtype '" + descr.text + "'; supported: " + accepted);
   }
   array.count = shape_element_count(array.shape);
   uint64_t available = bytes.size() - prefix - header_size;
   uint64_t needed = 0;
-  if (__builtin_mul_overflow(static_cast<uint64_t>(array.count), size->second, &needed) || needed > available) {
+  if (__builtin_mul_overflow(static_cast<uint64_t>(array.count), size->second, &needed) ||
+      needed > available) {
     throw Error(path + ": .npy data truncated: shape " + shape_to_string(array.shape) + " of '" + descr.text +
-                "' needs " + std::to_string(array.count) + " x " + std::to_string(size->second) + " bytes, the file has " +
-                std::to_string(available) + " after the header");
+                "' needs " + std::to_string(array.count) + " x " + std::to_string(size->second) +
+                " bytes, the file has " + std::to_string(available) + " after the header");
   }
   array.data = bytes.data() + prefix + header_size;
   return array;
@@ -230,7 +239,8 @@ Tensor read_npy(const std::string& path) {
   Tensor tensor(array.shape);
   bool is_double = array.descr.substr(1) == "f8";
   for (int64_t k = 0; k < array.count; ++k) {
-    tensor[k] = is_double ? static_cast<float>(load<double>(array.data + 8 * k)) : load<float>(array.data + 4 * k);
+    tensor[k] =
+        is_double ? static_cast<float>(load<double>(array.data + 8 * k)) : load<float>(array.data + 4 * k);
   }
   return tensor;
 }
@@ -271,7 +281,8 @@ void write_npy(const std::string& path, const Tensor& tensor) {
   bytes[7] = 0;
   for (size_t i = 0; i < prefix - 8; ++i) bytes[8 + i] = static_cast<uint8_t>(header.size() >> (8 * i));
   std::memcpy(bytes.data() + prefix, header.data(), header.size());
-  if (tensor.size() > 0) std::memcpy(bytes.data() + prefix + header.size(), tensor.data(), tensor.size() * sizeof(float));
+  if (tensor.size() > 0)
+    std::memcpy(bytes.data() + prefix + header.size(), tensor.data(), tensor.size() * sizeof(float));
   io::write_file_atomic(path, bytes);
 }
 

@@ -55,7 +55,8 @@ class Reader {
 
   template <typename T>
   T read_fixed() {
-    if (end_ - position_ < sizeof(T)) fail("truncated " + std::to_string(8 * sizeof(T)) + "-bit value", position_);
+    if (end_ - position_ < sizeof(T))
+      fail("truncated " + std::to_string(8 * sizeof(T)) + "-bit value", position_);
     T value;
     std::memcpy(&value, bytes_.data() + position_, sizeof(T));
     position_ += sizeof(T);
@@ -79,15 +80,24 @@ class Reader {
 
   std::string read_string() {
     Reader inner = read_message();
-    return std::string(reinterpret_cast<const char*>(bytes_.data() + inner.position_), inner.end_ - inner.position_);
+    return std::string(reinterpret_cast<const char*>(bytes_.data() + inner.position_),
+                       inner.end_ - inner.position_);
   }
 
   void skip(uint32_t wire_type, uint32_t field) {
     switch (wire_type) {
-      case varint: read_varint(); break;
-      case fixed64: read_fixed<uint64_t>(); break;
-      case length_delimited: read_message(); break;
-      case fixed32: read_fixed<uint32_t>(); break;
+      case varint:
+        read_varint();
+        break;
+      case fixed64:
+        read_fixed<uint64_t>();
+        break;
+      case length_delimited:
+        read_message();
+        break;
+      case fixed32:
+        read_fixed<uint32_t>();
+        break;
       default:
         fail("field " + std::to_string(field) + " has unsupported wire type " + std::to_string(wire_type) +
                  " (groups are not supported)",
@@ -139,11 +149,25 @@ int32_t read_int32(Reader& r) { return static_cast<int32_t>(static_cast<uint32_t
 // TensorProto.DataType values recur converts, with their element sizes in raw_data.
 size_t raw_element_size(int32_t data_type) {
   switch (data_type) {
-    case 2: case 3: case 9: return 1;         // UINT8, INT8, BOOL
-    case 4: case 5: case 10: case 16: return 2;  // UINT16, INT16, FLOAT16, BFLOAT16
-    case 1: case 6: case 12: return 4;        // FLOAT, INT32, UINT32
-    case 7: case 11: case 13: return 8;       // INT64, DOUBLE, UINT64
-    default: return 0;
+    case 2:
+    case 3:
+    case 9:
+      return 1;  // UINT8, INT8, BOOL
+    case 4:
+    case 5:
+    case 10:
+    case 16:
+      return 2;  // UINT16, INT16, FLOAT16, BFLOAT16
+    case 1:
+    case 6:
+    case 12:
+      return 4;  // FLOAT, INT32, UINT32
+    case 7:
+    case 11:
+    case 13:
+      return 8;  // INT64, DOUBLE, UINT64
+    default:
+      return 0;
   }
 }
 
@@ -154,19 +178,33 @@ double raw_element(int32_t data_type, const uint8_t* p) {
     return value;
   };
   switch (data_type) {
-    case 1: return load(float{});
-    case 2: case 9: return load(uint8_t{});
-    case 3: return load(int8_t{});
-    case 4: return load(uint16_t{});
-    case 5: return load(int16_t{});
-    case 6: return load(int32_t{});
-    case 7: return static_cast<double>(load(int64_t{}));
-    case 10: return io::half_to_float(load(uint16_t{}));
-    case 11: return load(double{});
-    case 12: return load(uint32_t{});
-    case 13: return static_cast<double>(load(uint64_t{}));
-    case 16: return io::bfloat16_to_float(load(uint16_t{}));
-    default: return 0;
+    case 1:
+      return load(float{});
+    case 2:
+    case 9:
+      return load(uint8_t{});
+    case 3:
+      return load(int8_t{});
+    case 4:
+      return load(uint16_t{});
+    case 5:
+      return load(int16_t{});
+    case 6:
+      return load(int32_t{});
+    case 7:
+      return static_cast<double>(load(int64_t{}));
+    case 10:
+      return io::half_to_float(load(uint16_t{}));
+    case 11:
+      return load(double{});
+    case 12:
+      return load(uint32_t{});
+    case 13:
+      return static_cast<double>(load(uint64_t{}));
+    case 16:
+      return io::bfloat16_to_float(load(uint16_t{}));
+    default:
+      return 0;
   }
 }
 
@@ -195,7 +233,8 @@ void convert_tensor_values(const TensorFields& f, OnnxTensor& tensor, const Read
                  std::to_string(element_size),
              f.raw_begin);
     }
-    for (size_t k = 0; k < size; k += element_size) v.push_back(raw_element(tensor.data_type, r.data_at(f.raw_begin + k)));
+    for (size_t k = 0; k < size; k += element_size)
+      v.push_back(raw_element(tensor.data_type, r.data_at(f.raw_begin + k)));
   } else if (tensor.data_type == 1) {
     v.assign(f.float_data.begin(), f.float_data.end());
   } else if (tensor.data_type == 11) {
@@ -215,8 +254,8 @@ void convert_tensor_values(const TensorFields& f, OnnxTensor& tensor, const Read
   }
   int64_t expected = shape_element_count(tensor.shape);
   if (static_cast<int64_t>(v.size()) != expected) {
-    r.fail(where + ": " + std::to_string(v.size()) + " values for dims " + shape_to_string(tensor.shape) + " (" +
-               std::to_string(expected) + " elements)",
+    r.fail(where + ": " + std::to_string(v.size()) + " values for dims " + shape_to_string(tensor.shape) +
+               " (" + std::to_string(expected) + " elements)",
            start);
   }
 }
@@ -230,12 +269,26 @@ OnnxTensor parse_tensor(Reader r) {
     uint32_t wire_type = 0;
     uint32_t field = r.read_tag(wire_type);
     switch (field) {
-      case 1: r.read_repeated(wire_type, varint, dims, read_int64); break;
-      case 2: r.expect_wire_type(wire_type, varint, field); tensor.data_type = read_int32(r); break;
-      case 4: r.read_repeated(wire_type, fixed32, f.float_data, read_float); break;
-      case 5: r.read_repeated(wire_type, varint, f.int32_data, read_int32); break;
-      case 7: r.read_repeated(wire_type, varint, f.int64_data, read_int64); break;
-      case 8: r.expect_wire_type(wire_type, length_delimited, field); tensor.name = r.read_string(); break;
+      case 1:
+        r.read_repeated(wire_type, varint, dims, read_int64);
+        break;
+      case 2:
+        r.expect_wire_type(wire_type, varint, field);
+        tensor.data_type = read_int32(r);
+        break;
+      case 4:
+        r.read_repeated(wire_type, fixed32, f.float_data, read_float);
+        break;
+      case 5:
+        r.read_repeated(wire_type, varint, f.int32_data, read_int32);
+        break;
+      case 7:
+        r.read_repeated(wire_type, varint, f.int64_data, read_int64);
+        break;
+      case 8:
+        r.expect_wire_type(wire_type, length_delimited, field);
+        tensor.name = r.read_string();
+        break;
       case 9: {
         r.expect_wire_type(wire_type, length_delimited, field);
         Reader raw = r.read_message();
@@ -244,13 +297,18 @@ OnnxTensor parse_tensor(Reader r) {
         f.raw_end = raw.end();
         break;
       }
-      case 10: r.read_repeated(wire_type, fixed64, f.double_data, read_double); break;
-      case 11: r.read_repeated(wire_type, varint, f.uint64_data, read_uint64); break;
+      case 10:
+        r.read_repeated(wire_type, fixed64, f.double_data, read_double);
+        break;
+      case 11:
+        r.read_repeated(wire_type, varint, f.uint64_data, read_uint64);
+        break;
       case 14:  // data_location: 1 = EXTERNAL
         r.expect_wire_type(wire_type, varint, field);
         f.external = r.read_varint() == 1;
         break;
-      default: r.skip(wire_type, field);  // segment, string_data, doc_string, external_data, ...
+      default:
+        r.skip(wire_type, field);  // segment, string_data, doc_string, external_data, ...
     }
   }
   for (int64_t d : dims) {
@@ -267,22 +325,42 @@ OnnxAttribute parse_attribute(Reader r) {
     uint32_t wire_type = 0;
     uint32_t field = r.read_tag(wire_type);
     switch (field) {
-      case 1: r.expect_wire_type(wire_type, length_delimited, field); attribute.name = r.read_string(); break;
-      case 2: r.expect_wire_type(wire_type, fixed32, field); attribute.f = read_float(r); break;
-      case 3: r.expect_wire_type(wire_type, varint, field); attribute.i = read_int64(r); break;
-      case 4: r.expect_wire_type(wire_type, length_delimited, field); attribute.s = r.read_string(); break;
+      case 1:
+        r.expect_wire_type(wire_type, length_delimited, field);
+        attribute.name = r.read_string();
+        break;
+      case 2:
+        r.expect_wire_type(wire_type, fixed32, field);
+        attribute.f = read_float(r);
+        break;
+      case 3:
+        r.expect_wire_type(wire_type, varint, field);
+        attribute.i = read_int64(r);
+        break;
+      case 4:
+        r.expect_wire_type(wire_type, length_delimited, field);
+        attribute.s = r.read_string();
+        break;
       case 5:  // a tensor value: parsed for validity; OnnxAttribute does not keep it
         r.expect_wire_type(wire_type, length_delimited, field);
         parse_tensor(r.read_message());
         break;
-      case 7: r.read_repeated(wire_type, fixed32, attribute.floats, read_float); break;
-      case 8: r.read_repeated(wire_type, varint, attribute.ints, read_int64); break;
+      case 7:
+        r.read_repeated(wire_type, fixed32, attribute.floats, read_float);
+        break;
+      case 8:
+        r.read_repeated(wire_type, varint, attribute.ints, read_int64);
+        break;
       case 9:
         r.expect_wire_type(wire_type, length_delimited, field);
         attribute.strings.push_back(r.read_string());
         break;
-      case 20: r.expect_wire_type(wire_type, varint, field); attribute.type = read_int32(r); break;
-      default: r.skip(wire_type, field);
+      case 20:
+        r.expect_wire_type(wire_type, varint, field);
+        attribute.type = read_int32(r);
+        break;
+      default:
+        r.skip(wire_type, field);
     }
   }
   return attribute;
@@ -295,15 +373,24 @@ OnnxNode parse_node(Reader r) {
     uint32_t field = r.read_tag(wire_type);
     if (field >= 1 && field <= 4) r.expect_wire_type(wire_type, length_delimited, field);
     switch (field) {
-      case 1: node.inputs.push_back(r.read_string()); break;
-      case 2: node.outputs.push_back(r.read_string()); break;
-      case 3: node.name = r.read_string(); break;
-      case 4: node.op_type = r.read_string(); break;
+      case 1:
+        node.inputs.push_back(r.read_string());
+        break;
+      case 2:
+        node.outputs.push_back(r.read_string());
+        break;
+      case 3:
+        node.name = r.read_string();
+        break;
+      case 4:
+        node.op_type = r.read_string();
+        break;
       case 5:
         r.expect_wire_type(wire_type, length_delimited, field);
         node.attributes.push_back(parse_attribute(r.read_message()));
         break;
-      default: r.skip(wire_type, field);
+      default:
+        r.skip(wire_type, field);
     }
   }
   return node;
@@ -333,11 +420,20 @@ OnnxGraph parse_graph(Reader r) {
     bool message_field = field == 1 || field == 5 || field == 11 || field == 12;
     if (message_field) r.expect_wire_type(wire_type, length_delimited, field);
     switch (field) {
-      case 1: graph.nodes.push_back(parse_node(r.read_message())); break;
-      case 5: graph.initializers.push_back(parse_tensor(r.read_message())); break;
-      case 11: graph.inputs.push_back(parse_value_info_name(r.read_message())); break;
-      case 12: graph.outputs.push_back(parse_value_info_name(r.read_message())); break;
-      default: r.skip(wire_type, field);
+      case 1:
+        graph.nodes.push_back(parse_node(r.read_message()));
+        break;
+      case 5:
+        graph.initializers.push_back(parse_tensor(r.read_message()));
+        break;
+      case 11:
+        graph.inputs.push_back(parse_value_info_name(r.read_message()));
+        break;
+      case 12:
+        graph.outputs.push_back(parse_value_info_name(r.read_message()));
+        break;
+      default:
+        r.skip(wire_type, field);
     }
   }
   return graph;

@@ -70,7 +70,8 @@ std::vector<LayerParameters> to_recur_parameters(const CellSpec& cell, const Onn
   weights.r.check_shape("ONNX R", {directions, gates * hidden, hidden});
   if (!weights.b.empty()) weights.b.check_shape("ONNX B", {directions, 2 * gates * hidden});
   if (!weights.p.empty()) {
-    if (cell.family != CellFamily::lstm) throw Error("ONNX P: peepholes given for a " + cell.name() + " cell");
+    if (cell.family != CellFamily::lstm)
+      throw Error("ONNX P: peepholes given for a " + cell.name() + " cell");
     weights.p.check_shape("ONNX P", {directions, 3 * hidden});
     if (!cell.peephole && !all_zero(weights.p)) {
       throw Error("ONNX P: non-zero peepholes given for the cell " + cell.name() + ", which has none");
@@ -93,8 +94,9 @@ std::vector<LayerParameters> to_recur_parameters(const CellSpec& cell, const Onn
     }
     if (cell.peephole) {
       const std::vector<int64_t> p_order = peephole_order(cell);
-      layer.peephole = weights.p.empty() ? Tensor({static_cast<int64_t>(p_order.size()) * hidden})
-                                         : gather_blocks(weights.p.data() + d * 3 * hidden, p_order, hidden, 1);
+      layer.peephole = weights.p.empty()
+                           ? Tensor({static_cast<int64_t>(p_order.size()) * hidden})
+                           : gather_blocks(weights.p.data() + d * 3 * hidden, p_order, hidden, 1);
     }
   }
   return layers;
@@ -125,8 +127,10 @@ size_t check_activations(const OnnxNode& node, const std::string& where, int dir
     return "[" + text + "]";
   };
   std::string supported;
-  for (const std::vector<std::string>& group : allowed) supported += (supported.empty() ? "" : " or ") + join(group);
-  throw Error(where + ": activations " + join(names) + " are not supported (per direction: " + supported + ")");
+  for (const std::vector<std::string>& group : allowed)
+    supported += (supported.empty() ? "" : " or ") + join(group);
+  throw Error(where + ": activations " + join(names) + " are not supported (per direction: " + supported +
+              ")");
 }
 
 }  // namespace
@@ -143,7 +147,8 @@ OnnxRnnNodeConfig rnn_node_config(const OnnxNode& node, const Shape& w_shape, bo
   }
   const int directions = direction_name == "bidirectional" ? 2 : 1;
   const int64_t layout = int_attribute(node, "layout", 0);
-  if (layout != 0 && layout != 1) throw Error(where + ": layout " + std::to_string(layout) + " is not 0 or 1");
+  if (layout != 0 && layout != 1)
+    throw Error(where + ": layout " + std::to_string(layout) + " is not 0 or 1");
 
   OnnxRnnNodeConfig result;
   CellSpec& cell = result.config.cell;
@@ -152,7 +157,8 @@ OnnxRnnNodeConfig rnn_node_config(const OnnxNode& node, const Shape& w_shape, bo
     cell = group == 0 ? CellSpec::rnn_tanh() : CellSpec::rnn_relu();
   } else if (node.op_type == "GRU") {
     check_activations(node, where, directions, {{"Sigmoid", "Tanh"}});
-    cell = CellSpec::gru(int_attribute(node, "linear_before_reset", 0) != 0 ? GruReset::after : GruReset::before);
+    cell = CellSpec::gru(int_attribute(node, "linear_before_reset", 0) != 0 ? GruReset::after
+                                                                            : GruReset::before);
   } else if (node.op_type == "LSTM") {
     check_activations(node, where, directions, {{"Sigmoid", "Tanh", "Tanh"}});
     cell = CellSpec::lstm();
@@ -165,8 +171,8 @@ OnnxRnnNodeConfig rnn_node_config(const OnnxNode& node, const Shape& w_shape, bo
 
   const int64_t gates = onnx_gate_count(cell.family);
   if (w_shape.size() != 3 || w_shape[0] != directions || w_shape[1] <= 0 || w_shape[1] % gates != 0) {
-    throw Error(where + ": input W: expected shape [" + std::to_string(directions) + ", " + std::to_string(gates) +
-                "*H, I], got " + shape_to_string(w_shape));
+    throw Error(where + ": input W: expected shape [" + std::to_string(directions) + ", " +
+                std::to_string(gates) + "*H, I], got " + shape_to_string(w_shape));
   }
   const int64_t hidden = w_shape[1] / gates;
   const int64_t hidden_attribute = int_attribute(node, "hidden_size", hidden);

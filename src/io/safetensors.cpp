@@ -28,11 +28,11 @@ struct DTypeInfo {
 };
 
 constexpr DTypeInfo dtype_table[] = {
-    {DType::boolean, "BOOL", 1}, {DType::u8, "U8", 1},          {DType::i8, "I8", 1},
+    {DType::boolean, "BOOL", 1},    {DType::u8, "U8", 1},           {DType::i8, "I8", 1},
     {DType::f8_e5m2, "F8_E5M2", 1}, {DType::f8_e4m3, "F8_E4M3", 1}, {DType::i16, "I16", 2},
-    {DType::u16, "U16", 2},      {DType::f16, "F16", 2},        {DType::bf16, "BF16", 2},
-    {DType::i32, "I32", 4},      {DType::u32, "U32", 4},        {DType::f32, "F32", 4},
-    {DType::f64, "F64", 8},      {DType::i64, "I64", 8},        {DType::u64, "U64", 8},
+    {DType::u16, "U16", 2},         {DType::f16, "F16", 2},         {DType::bf16, "BF16", 2},
+    {DType::i32, "I32", 4},         {DType::u32, "U32", 4},         {DType::f32, "F32", 4},
+    {DType::f64, "F64", 8},         {DType::i64, "I64", 8},         {DType::u64, "U64", 8},
 };
 
 const DTypeInfo& dtype_info(DType dtype) {
@@ -84,7 +84,8 @@ nlohmann::json parse_header_json(const uint8_t* begin, const uint8_t* end, const
   try {
     nlohmann::json header = nlohmann::json::parse(begin, end, std::ref(check));
     if (!header.is_object()) {
-      throw Error(source + ": safetensors header must be a JSON object, got " + std::string(header.type_name()));
+      throw Error(source + ": safetensors header must be a JSON object, got " +
+                  std::string(header.type_name()));
     }
     return header;
   } catch (const nlohmann::json::exception& e) {
@@ -96,12 +97,13 @@ std::map<std::string, std::string> parse_metadata(const nlohmann::json& value, c
   std::map<std::string, std::string> metadata;
   if (value.is_null()) return metadata;
   if (!value.is_object()) {
-    throw Error(source + ": __metadata__ must be an object of strings, got " + std::string(value.type_name()));
+    throw Error(source + ": __metadata__ must be an object of strings, got " +
+                std::string(value.type_name()));
   }
   for (const auto& [key, item] : value.items()) {
     if (!item.is_string()) {
-      throw Error(source + ": __metadata__ value of '" + key + "' must be a string, got " + item.dump() + " (" +
-                  item.type_name() + ")");
+      throw Error(source + ": __metadata__ value of '" + key + "' must be a string, got " + item.dump() +
+                  " (" + item.type_name() + ")");
     }
     metadata[key] = item.get<std::string>();
   }
@@ -128,7 +130,8 @@ SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& info
   const DTypeInfo* found = nullptr;
   for (const DTypeInfo& candidate : dtype_table)
     if (dtype.is_string() && dtype.get<std::string>() == candidate.name) found = &candidate;
-  if (!found) throw Error(where + ": unknown dtype " + dtype.dump() + " (known: " + known_dtype_names() + ")");
+  if (!found)
+    throw Error(where + ": unknown dtype " + dtype.dump() + " (known: " + known_dtype_names() + ")");
   entry.dtype = found->dtype;
 
   const nlohmann::json& shape = info["shape"];
@@ -137,7 +140,8 @@ SafetensorsEntry parse_entry(const std::string& name, const nlohmann::json& info
   bool overflow = false;
   for (const nlohmann::json& dim : shape) {
     uint64_t d = unsigned_field(dim, where + ": shape " + shape.dump() + ": dimension");
-    if (d > static_cast<uint64_t>(INT64_MAX)) throw Error(where + ": shape dimension " + std::to_string(d) + " too large");
+    if (d > static_cast<uint64_t>(INT64_MAX))
+      throw Error(where + ": shape dimension " + std::to_string(d) + " too large");
     overflow = overflow || __builtin_mul_overflow(element_count, d, &element_count);
     entry.shape.push_back(static_cast<int64_t>(d));
   }
@@ -171,11 +175,14 @@ void check_ranges(std::vector<SafetensorsEntry>& entries, uint64_t data_size, ui
   uint64_t position = 0;
   const SafetensorsEntry* previous = nullptr;
   for (const SafetensorsEntry& entry : entries) {
-    std::string where = source + ": tensor '" + entry.name + "' data_offsets " + range_to_string(entry.begin, entry.end);
-    std::string after = previous ? "the previous tensor '" + previous->name + "' ends at " + std::to_string(position)
-                                 : "the data buffer begins at 0";
+    std::string where =
+        source + ": tensor '" + entry.name + "' data_offsets " + range_to_string(entry.begin, entry.end);
+    std::string after =
+        previous ? "the previous tensor '" + previous->name + "' ends at " + std::to_string(position)
+                 : "the data buffer begins at 0";
     if (entry.begin < position) throw Error(where + " overlap: " + after);
-    if (entry.begin > position) throw Error(where + " leave a gap: " + after + " (ranges must be contiguous)");
+    if (entry.begin > position)
+      throw Error(where + " leave a gap: " + after + " (ranges must be contiguous)");
     if (entry.end > data_size) {
       throw Error(where + " run past the end of the file: the data buffer has " + std::to_string(data_size) +
                   " bytes (file size " + std::to_string(file_size) + ", truncated?)");
@@ -184,8 +191,9 @@ void check_ranges(std::vector<SafetensorsEntry>& entries, uint64_t data_size, ui
     previous = &entry;
   }
   if (position != data_size) {
-    throw Error(source + ": the tensors cover " + std::to_string(position) + " bytes of the data buffer, but it has " +
-                std::to_string(data_size) + " (bytes not covered by any tensor)");
+    throw Error(source + ": the tensors cover " + std::to_string(position) +
+                " bytes of the data buffer, but it has " + std::to_string(data_size) +
+                " (bytes not covered by any tensor)");
   }
 }
 
@@ -208,10 +216,18 @@ void convert_floats(const SafetensorsEntry& entry, const uint8_t* data, Out* out
   uint64_t count = (entry.end - entry.begin) / dtype_size(entry.dtype);
   for (uint64_t k = 0; k < count; ++k) {
     switch (entry.dtype) {
-      case DType::f32: out[k] = static_cast<Out>(load_le<float>(data + 4 * k)); break;
-      case DType::f64: out[k] = static_cast<Out>(load_le<double>(data + 8 * k)); break;
-      case DType::f16: out[k] = static_cast<Out>(io::half_to_float(load_le<uint16_t>(data + 2 * k))); break;
-      case DType::bf16: out[k] = static_cast<Out>(io::bfloat16_to_float(load_le<uint16_t>(data + 2 * k))); break;
+      case DType::f32:
+        out[k] = static_cast<Out>(load_le<float>(data + 4 * k));
+        break;
+      case DType::f64:
+        out[k] = static_cast<Out>(load_le<double>(data + 8 * k));
+        break;
+      case DType::f16:
+        out[k] = static_cast<Out>(io::half_to_float(load_le<uint16_t>(data + 2 * k)));
+        break;
+      case DType::bf16:
+        out[k] = static_cast<Out>(io::bfloat16_to_float(load_le<uint16_t>(data + 2 * k)));
+        break;
       default:
         throw Error(source + ": tensor '" + entry.name + "' has dtype " + dtype_name(entry.dtype) +
                     "; only F32, F64, F16 and BF16 convert to floating point");
@@ -224,7 +240,9 @@ void convert_floats(const SafetensorsEntry& entry, const uint8_t* data, Out* out
 std::string dtype_name(DType dtype) { return dtype_info(dtype).name; }
 size_t dtype_size(DType dtype) { return dtype_info(dtype).size; }
 
-SafetensorsFile SafetensorsFile::read(const std::string& path) { return parse(io::read_file_bytes(path), path); }
+SafetensorsFile SafetensorsFile::read(const std::string& path) {
+  return parse(io::read_file_bytes(path), path);
+}
 
 SafetensorsFile SafetensorsFile::parse(std::vector<uint8_t> bytes, const std::string& source) {
   uint64_t file_size = bytes.size();
@@ -234,12 +252,12 @@ SafetensorsFile SafetensorsFile::parse(std::vector<uint8_t> bytes, const std::st
   }
   uint64_t header_size = load_u64_le(bytes.data());
   if (header_size > max_header_size) {
-    throw Error(source + ": safetensors header size " + std::to_string(header_size) + " exceeds the limit of " +
-                std::to_string(max_header_size) + " bytes");
+    throw Error(source + ": safetensors header size " + std::to_string(header_size) +
+                " exceeds the limit of " + std::to_string(max_header_size) + " bytes");
   }
   if (8 + header_size > file_size) {
-    throw Error(source + ": safetensors header size " + std::to_string(header_size) + " runs past the end of the " +
-                std::to_string(file_size) + "-byte file (truncated?)");
+    throw Error(source + ": safetensors header size " + std::to_string(header_size) +
+                " runs past the end of the " + std::to_string(file_size) + "-byte file (truncated?)");
   }
   nlohmann::json header = parse_header_json(bytes.data() + 8, bytes.data() + 8 + header_size, source);
 
@@ -259,7 +277,8 @@ SafetensorsFile SafetensorsFile::parse(std::vector<uint8_t> bytes, const std::st
 }
 
 bool SafetensorsFile::contains(const std::string& name) const {
-  return std::any_of(entries_.begin(), entries_.end(), [&](const SafetensorsEntry& e) { return e.name == name; });
+  return std::any_of(entries_.begin(), entries_.end(),
+                     [&](const SafetensorsEntry& e) { return e.name == name; });
 }
 
 const SafetensorsEntry& SafetensorsFile::entry(const std::string& name) const {
@@ -282,7 +301,8 @@ std::vector<double> SafetensorsFile::tensor_f64(const std::string& name) const {
   return result;
 }
 
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, const Tensor*>>& tensors,
+void write_safetensors(const std::string& path,
+                       const std::vector<std::pair<std::string, const Tensor*>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   // ordered_json keeps __metadata__ first and the tensors in the caller's order, as the reference does.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
@@ -306,7 +326,8 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   try {
     header_text = header.dump();
   } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": cannot encode the safetensors header (names and metadata must be UTF-8): " + e.what());
+    throw Error(path +
+                ": cannot encode the safetensors header (names and metadata must be UTF-8): " + e.what());
   }
   header_text.append((8 - header_text.size() % 8) % 8, ' ');  // the reference pads to 8 bytes
 

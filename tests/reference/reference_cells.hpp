@@ -53,8 +53,8 @@ inline std::string cell_name_ref(const CellSpec& cell) {
 inline std::vector<CellSpec> all_cells_ref() {
   CellSpec peephole_cifg = CellSpec::coupled_lstm();
   peephole_cifg.peephole = true;
-  return {CellSpec::rnn_tanh(),      CellSpec::rnn_relu(), CellSpec::lstm(),
-          CellSpec::peephole_lstm(), CellSpec::coupled_lstm(), peephole_cifg,
+  return {CellSpec::rnn_tanh(),           CellSpec::rnn_relu(),           CellSpec::lstm(),
+          CellSpec::peephole_lstm(),      CellSpec::coupled_lstm(),       peephole_cifg,
           CellSpec::gru(GruReset::after), CellSpec::gru(GruReset::before)};
 }
 
@@ -86,7 +86,8 @@ Real sigmoid_ref(Real v) {
 
 // b[row] + sum_j w[row, j] * v[j], with w of v.size() columns.
 template <typename Real>
-Real affine_ref(const std::vector<Real>& w, const std::vector<Real>& b, int64_t row, const std::vector<Real>& v) {
+Real affine_ref(const std::vector<Real>& w, const std::vector<Real>& b, int64_t row,
+                const std::vector<Real>& v) {
   const auto cols = static_cast<int64_t>(v.size());
   Real sum = b[row];
   for (int64_t j = 0; j < cols; ++j) sum += w[row * cols + j] * v[j];
@@ -108,7 +109,7 @@ void affine_backward_ref(const std::vector<Real>& w, int64_t row, Real da, const
 
 // Row blocks of the lstm family: returns the block of gate i, f (-1 when coupled), g, o.
 struct LstmBlocksRef {
-  int i, f, g, o;        // row blocks in w_x, w_h, b_x, b_h
+  int i, f, g, o;              // row blocks in w_x, w_h, b_x, b_h
   int peep_i, peep_f, peep_o;  // blocks of the peephole vector
 };
 
@@ -131,14 +132,17 @@ StepRef<Real> rnn_step_forward_ref(const CellSpec& cell, const LayerParametersRe
 }
 
 template <typename Real>
-StepRef<Real> lstm_step_forward_ref(const CellSpec& cell, const LayerParametersRef<Real>& p, StepRef<Real> s) {
+StepRef<Real> lstm_step_forward_ref(const CellSpec& cell, const LayerParametersRef<Real>& p,
+                                    StepRef<Real> s) {
   const auto hidden = static_cast<int64_t>(s.h_prev.size());
   const LstmBlocksRef k = lstm_blocks_ref(cell);
   auto a = [&](int block, int64_t j) {
     const int64_t row = block * hidden + j;
     return affine_ref(p.w_x, p.b_x, row, s.x) + affine_ref(p.w_h, p.b_h, row, s.h_prev);
   };
-  auto peep = [&](int block, int64_t j, Real c) { return cell.peephole ? p.peephole[block * hidden + j] * c : Real(0); };
+  auto peep = [&](int block, int64_t j, Real c) {
+    return cell.peephole ? p.peephole[block * hidden + j] * c : Real(0);
+  };
   for (auto* v : {&s.i, &s.f, &s.g, &s.o, &s.h, &s.c}) v->assign(hidden, Real(0));
   for (int64_t j = 0; j < hidden; ++j) {
     const Real c_prev = s.c_prev[j];
@@ -202,11 +206,12 @@ struct StepGradientsRef {
 
 template <typename Real>
 void rnn_step_backward_ref(const CellSpec& cell, const LayerParametersRef<Real>& p, const StepRef<Real>& s,
-                           const std::vector<Real>& dh, LayerParametersRef<Real>& dp, StepGradientsRef<Real>& out) {
+                           const std::vector<Real>& dh, LayerParametersRef<Real>& dp,
+                           StepGradientsRef<Real>& out) {
   const auto hidden = static_cast<int64_t>(s.h.size());
   for (int64_t j = 0; j < hidden; ++j) {
     const Real slope = cell.activation == Activation::relu ? (s.pre[j] > Real(0) ? Real(1) : Real(0))
-                                                            : Real(1) - s.h[j] * s.h[j];
+                                                           : Real(1) - s.h[j] * s.h[j];
     const Real da = dh[j] * slope;
     affine_backward_ref(p.w_x, j, da, s.x, dp.w_x, dp.b_x, out.dx);
     affine_backward_ref(p.w_h, j, da, s.h_prev, dp.w_h, dp.b_h, out.dh_prev);
@@ -215,8 +220,8 @@ void rnn_step_backward_ref(const CellSpec& cell, const LayerParametersRef<Real>&
 
 template <typename Real>
 void lstm_step_backward_ref(const CellSpec& cell, const LayerParametersRef<Real>& p, const StepRef<Real>& s,
-                            const std::vector<Real>& dh, const std::vector<Real>& dc, LayerParametersRef<Real>& dp,
-                            StepGradientsRef<Real>& out) {
+                            const std::vector<Real>& dh, const std::vector<Real>& dc,
+                            LayerParametersRef<Real>& dp, StepGradientsRef<Real>& out) {
   const auto hidden = static_cast<int64_t>(s.h.size());
   const LstmBlocksRef k = lstm_blocks_ref(cell);
   auto peep = [&](int block, int64_t j) { return cell.peephole ? p.peephole[block * hidden + j] : Real(0); };
@@ -256,7 +261,8 @@ void lstm_step_backward_ref(const CellSpec& cell, const LayerParametersRef<Real>
 
 template <typename Real>
 void gru_step_backward_ref(const CellSpec& cell, const LayerParametersRef<Real>& p, const StepRef<Real>& s,
-                           const std::vector<Real>& dh, LayerParametersRef<Real>& dp, StepGradientsRef<Real>& out) {
+                           const std::vector<Real>& dh, LayerParametersRef<Real>& dp,
+                           StepGradientsRef<Real>& out) {
   const auto hidden = static_cast<int64_t>(s.h.size());
   const bool before = cell.gru_reset == GruReset::before;
   std::vector<Real> dz_n(hidden), dr(hidden, Real(0)), dz_z(hidden);
@@ -270,7 +276,8 @@ void gru_step_backward_ref(const CellSpec& cell, const LayerParametersRef<Real>&
     // n = tanh(ax_n + W_hn (r*h) + b_hn): the product's gradient goes to r*h, then to r and h.
     std::vector<Real> rh(hidden), drh(hidden, Real(0));
     for (int64_t j = 0; j < hidden; ++j) rh[j] = s.r[j] * s.h_prev[j];
-    for (int64_t j = 0; j < hidden; ++j) affine_backward_ref(p.w_h, 2 * hidden + j, dz_n[j], rh, dp.w_h, dp.b_h, drh);
+    for (int64_t j = 0; j < hidden; ++j)
+      affine_backward_ref(p.w_h, 2 * hidden + j, dz_n[j], rh, dp.w_h, dp.b_h, drh);
     for (int64_t j = 0; j < hidden; ++j) {
       dr[j] = drh[j] * s.h_prev[j];
       out.dh_prev[j] += drh[j] * s.r[j];

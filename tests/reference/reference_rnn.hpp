@@ -77,11 +77,11 @@ RnnParametersRef<Real> random_parameters_ref(const RnnConfig& config, std::mt199
 // One call's input. h0 and c0 may be empty (zeros); c0 is read only by the lstm family.
 template <typename Real>
 struct BatchRef {
-  int64_t steps = 0;              // T
-  int64_t batch = 0;              // B
-  std::vector<Real> x;            // [T, B, I]
-  std::vector<int64_t> lengths;   // [B], each in [0, T]
-  std::vector<Real> h0, c0;       // [L*D, B, H] or empty
+  int64_t steps = 0;             // T
+  int64_t batch = 0;             // B
+  std::vector<Real> x;           // [T, B, I]
+  std::vector<int64_t> lengths;  // [B], each in [0, T]
+  std::vector<Real> h0, c0;      // [L*D, B, H] or empty
 };
 
 template <typename Real>
@@ -105,8 +105,8 @@ struct GradientsRef {
 template <typename Real>
 struct SequenceTraceRef {
   std::vector<std::vector<StepRef<Real>>> steps;
-  std::vector<std::vector<Real>> y;           // [len][D*H]
-  std::vector<std::vector<Real>> h_n, c_n;    // [L*D][H]
+  std::vector<std::vector<Real>> y;         // [len][D*H]
+  std::vector<std::vector<Real>> h_n, c_n;  // [L*D][H]
 };
 
 // Runs one sequence (inputs[t], t < len) from the initial states h0[l*D+d], c0[l*D+d].
@@ -147,7 +147,8 @@ SequenceTraceRef<Real> run_sequence_ref(const RnnConfig& config, const RnnParame
 
 // Row (k, b) of a [K, B, H] tensor, or zeros when the tensor is empty.
 template <typename Real>
-std::vector<Real> state_row_ref(const std::vector<Real>& state, int64_t k, int64_t b, int64_t batch, int64_t hidden) {
+std::vector<Real> state_row_ref(const std::vector<Real>& state, int64_t k, int64_t b, int64_t batch,
+                                int64_t hidden) {
   if (state.empty()) return std::vector<Real>(hidden, Real(0));
   const auto first = state.begin() + (k * batch + b) * hidden;
   return std::vector<Real>(first, first + hidden);
@@ -167,13 +168,15 @@ SequenceTraceRef<Real> run_batch_element_ref(const RnnConfig& config, const RnnP
   std::vector<std::vector<Real>> h0, c0;
   for (int k = 0; k < layer_directions; ++k) {
     h0.push_back(state_row_ref(in.h0, k, b, in.batch, hidden));
-    c0.push_back(config.cell.has_cell_state() ? state_row_ref(in.c0, k, b, in.batch, hidden) : std::vector<Real>{});
+    c0.push_back(config.cell.has_cell_state() ? state_row_ref(in.c0, k, b, in.batch, hidden)
+                                              : std::vector<Real>{});
   }
   return run_sequence_ref(config, params, std::move(inputs), h0, c0);
 }
 
 template <typename Real>
-ForwardRef<Real> forward_ref(const RnnConfig& config, const RnnParametersRef<Real>& params, const BatchRef<Real>& in) {
+ForwardRef<Real> forward_ref(const RnnConfig& config, const RnnParametersRef<Real>& params,
+                             const BatchRef<Real>& in) {
   const int64_t hidden = config.hidden_size, width = config.directions() * hidden;
   const int64_t layer_directions = config.num_layers * config.directions();
   const bool lstm = config.cell.has_cell_state();
@@ -237,8 +240,8 @@ GradientsRef<Real> backward_ref(const RnnConfig& config, const RnnParametersRef<
         for (int64_t n = 0; n < len; ++n) {
           const int64_t t = d == 0 ? len - 1 - n : n;
           for (int64_t j = 0; j < hidden; ++j) dh[j] += d_out[t][d * hidden + j];
-          StepGradientsRef<Real> g =
-              step_backward_ref(config.cell, params.layers[k], trace.steps[k][t], dh, dc, grads.parameters.layers[k]);
+          StepGradientsRef<Real> g = step_backward_ref(config.cell, params.layers[k], trace.steps[k][t], dh,
+                                                       dc, grads.parameters.layers[k]);
           for (size_t j = 0; j < g.dx.size(); ++j) d_in[t][j] += g.dx[j];
           dh = std::move(g.dh_prev);
           dc = std::move(g.dc_prev);
@@ -251,7 +254,8 @@ GradientsRef<Real> backward_ref(const RnnConfig& config, const RnnParametersRef<
       d_out = std::move(d_in);
     }
     for (int64_t t = 0; t < len; ++t) {
-      for (int64_t j = 0; j < config.input_size; ++j) grads.dx[(t * in.batch + b) * config.input_size + j] = d_out[t][j];
+      for (int64_t j = 0; j < config.input_size; ++j)
+        grads.dx[(t * in.batch + b) * config.input_size + j] = d_out[t][j];
     }
   }
   return grads;
@@ -299,7 +303,8 @@ RnnParameters parameters_to_recur_ref(const RnnConfig& config, const RnnParamete
     converted.b_x = tensor_from_values_ref({rows}, layer.b_x);
     converted.b_h = tensor_from_values_ref({rows}, layer.b_h);
     if (!layer.peephole.empty()) {
-      converted.peephole = tensor_from_values_ref({static_cast<int64_t>(layer.peephole.size())}, layer.peephole);
+      converted.peephole =
+          tensor_from_values_ref({static_cast<int64_t>(layer.peephole.size())}, layer.peephole);
     }
     out.layers.push_back(std::move(converted));
   }
@@ -308,7 +313,8 @@ RnnParameters parameters_to_recur_ref(const RnnConfig& config, const RnnParamete
 
 // [d0, d1, inner] -> [d1, d0, inner]: between time-major and batch-first layouts.
 template <typename Real>
-std::vector<Real> swap_leading_axes_ref(const std::vector<Real>& values, int64_t d0, int64_t d1, int64_t inner) {
+std::vector<Real> swap_leading_axes_ref(const std::vector<Real>& values, int64_t d0, int64_t d1,
+                                        int64_t inner) {
   std::vector<Real> out(values.size());
   for (int64_t a = 0; a < d0; ++a) {
     for (int64_t b = 0; b < d1; ++b) {

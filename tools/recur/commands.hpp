@@ -14,5 +14,9 @@ struct Command {
 
 Command add_run_command(CLI::App& app);
 Command add_inspect_command(CLI::App& app);
+Command add_train_command(CLI::App& app);
+Command add_sample_command(CLI::App& app);
+Command add_eval_command(CLI::App& app);
+Command add_bench_command(CLI::App& app);
 
 }  // namespace recur::cli

@@ -10,7 +10,11 @@ int main(int argc, char** argv) {
   CLI::App app{"recur: recurrent neural networks (RNN, LSTM, GRU and their variants) on the CPU"};
   app.require_subcommand(1);
   const std::vector<recur::cli::Command> commands = {recur::cli::add_run_command(app),
-                                                     recur::cli::add_inspect_command(app)};
+                                                     recur::cli::add_inspect_command(app),
+                                                     recur::cli::add_bench_command(app),
+                                                     recur::cli::add_train_command(app),
+                                                     recur::cli::add_sample_command(app),
+                                                     recur::cli::add_eval_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
