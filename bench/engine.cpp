@@ -24,6 +24,9 @@ void add_bench_options(CLI::App& app, BenchOptions& o) {
       ->delimiter(',');
   app.add_option("--cells", o.cells, "cells: lstm, gru, rnn, gru_reset_before; default lstm,gru,rnn")
       ->delimiter(',');
+  app.add_option("--impls", o.impls, "implementations to time: recur, onednn, torch; default all")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"recur", "onednn", "torch"}));
   app.add_option("--threads", o.threads, "thread counts to run, e.g. 2,1 (default)")->delimiter(',');
   app.add_option("--repeats", o.repeats, "timed repeats per measurement; the median is reported")
       ->check(CLI::PositiveNumber);
@@ -36,7 +39,7 @@ void add_bench_options(CLI::App& app, BenchOptions& o) {
                "tiny shapes in seconds (CI): all cells incl. gru_reset_before, checks must pass");
   app.add_flag("--check-only", o.check_only, "only check that recur and oneDNN agree; no timing");
   app.add_flag("--no-onednn", o.no_onednn, "do not run oneDNN (no agreement check either)");
-  app.add_option("--torch", o.torch, "PyTorch: auto (yes unless --smoke), yes, no")
+  app.add_option("--torch", o.torch, "PyTorch: auto (if importable; not with --smoke), yes (must run), no")
       ->check(CLI::IsMember({"auto", "yes", "no"}));
   app.add_option("--python", o.python, "the Python that has torch (default /usr/bin/python3)");
   app.add_option("--torch-script", o.torch_script,
@@ -77,6 +80,10 @@ std::vector<BenchCell> select_cells(const BenchOptions& o) {
   return cells;
 }
 
+bool wants(const BenchOptions& o, const std::string& impl) {
+  return o.impls.empty() || std::find(o.impls.begin(), o.impls.end(), impl) != o.impls.end();
+}
+
 std::string fmt(const char* format, double value) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, format, value);
@@ -87,12 +94,12 @@ std::string fmt(const char* format, double value) {
 struct Session {
   const BenchOptions& options;
   std::FILE* out;
-  std::vector<Case> cases;
-  std::vector<BenchCell> cells;
-  int warmup, repeats;
-  bool use_onednn, use_torch;
-  std::set<std::string> checked, refused;  // "case/cell"
-  std::vector<Result> results;
+  std::vector<Case> cases{};
+  std::vector<BenchCell> cells{};
+  int warmup = 0, repeats = 0;
+  bool use_onednn = false, use_torch = false;  // oneDNN: the check; its timing also needs wants()
+  std::set<std::string> checked{}, refused{};  // "case/cell"
+  std::vector<Result> results{};
   int failures = 0;
 
   void note(const std::string& text) const {
@@ -103,7 +110,8 @@ struct Session {
     std::fflush(out);
   }
   void progress(const std::string& text) const {
-    std::fprintf(stderr, "[bench] %s\n", text.c_str()), std::fflush(stderr);
+    std::fprintf(stderr, "[bench] %s\n", text.c_str());
+    std::fflush(stderr);
   }
 };
 
@@ -160,12 +168,16 @@ void run_problem(Session& s, const Case& shape, const BenchCell& cell, int threa
   const auto time = [&](Runner& runner) {
     return time_unit([&] { runner.run(); }, s.warmup, s.repeats, s.options.max_seconds, units);
   };
-  record(s, p, "recur", threads, time(*recur));
-  if (!onednn) return;
+  // Between implementations, the previous one's spinning worker threads go to sleep.
   const int pause_ms = s.options.smoke ? 10 : 150;
-  settle(pause_ms);
-  record(s, p, "onednn", threads, time(*onednn));
-  settle(pause_ms);
+  if (wants(s.options, "recur")) {
+    record(s, p, "recur", threads, time(*recur));
+    settle(pause_ms);
+  }
+  if (onednn && wants(s.options, "onednn")) {
+    record(s, p, "onednn", threads, time(*onednn));
+    settle(pause_ms);
+  }
 }
 
 void run_torch_settings(Session& s, int threads) {
@@ -173,8 +185,13 @@ void run_torch_settings(Session& s, int threads) {
   if (threads > 1 && threads == int(std::thread::hardware_concurrency())) settings.push_back("default");
   for (const std::string& setting : settings) {
     s.progress("PyTorch, " + std::to_string(threads) + " threads, setting " + setting);
-    const TorchRun run = run_torch(s.options, s.cases, s.cells, threads, setting);
+    BenchOptions options = s.options;  // smoke runs cut the repeats
+    options.repeats = s.repeats;
+    options.warmup = s.warmup;
+    const TorchRun run = run_torch(options, s.cases, s.cells, threads, setting);
     if (!run.error.empty()) {
+      if (s.options.torch == "yes")
+        throw Error("bench: PyTorch was asked for (--torch yes) but " + run.error);
       s.note("PyTorch: not timed (" + run.error + ")");
       s.use_torch = false;
       return;
@@ -189,8 +206,8 @@ void fill_rates(Session& s, const std::vector<std::pair<int, double>>& peaks) {
   for (Result& r : s.results) {
     const auto shape =
         std::find_if(s.cases.begin(), s.cases.end(), [&](const Case& c) { return c.name == r.case_name; });
-    const BenchCell cell = find_cell(r.cell);
-    r.gflops = r.ms > 0 ? case_flops(*shape, cell.spec) / (r.ms * 1e6) : 0;
+    if (shape == s.cases.end() || r.ms <= 0) continue;  // a stray line from the PyTorch helper
+    r.gflops = case_flops(*shape, find_cell(r.cell).spec) / (r.ms * 1e6);
     for (const auto& [threads, peak] : peaks)
       if (threads == r.threads && peak > 0) r.peak_fraction = r.gflops / peak;
   }
@@ -210,18 +227,13 @@ void fill_rates(Session& s, const std::vector<std::pair<int, double>>& peaks) {
 }  // namespace
 
 int run_bench(const BenchOptions& o, std::FILE* out) {
-  Session s{o,
-            out,
-            select_cases(o),
-            select_cells(o),
-            o.smoke ? std::min(o.warmup, 1) : o.warmup,
-            o.smoke ? std::min(o.repeats, 3) : o.repeats,
-            !o.no_onednn && onednn_available(),
-            o.torch == "yes" || (o.torch == "auto" && !o.smoke && !o.check_only),
-            {},
-            {},
-            {},
-            0};
+  Session s{o, out};
+  s.cases = select_cases(o);
+  s.cells = select_cells(o);
+  s.warmup = o.smoke ? std::min(o.warmup, 1) : o.warmup;
+  s.repeats = o.smoke ? std::min(o.repeats, 3) : o.repeats;
+  s.use_onednn = !o.no_onednn && onednn_available();
+  s.use_torch = wants(o, "torch") && (o.torch == "yes" || (o.torch == "auto" && !o.smoke && !o.check_only));
   for (int threads : o.threads)
     if (threads < 1) throw Error("bench: --threads must be at least 1, got " + std::to_string(threads));
   s.note("machine: " + machine_description() + "; " + openblas_description());

@@ -12,6 +12,7 @@ namespace recur::bench {
 struct BenchOptions {
   std::vector<std::string> cases;  // names or prefixes; empty: all
   std::vector<std::string> cells;  // empty: lstm, gru, rnn (smoke: + gru_reset_before)
+  std::vector<std::string> impls;  // recur, onednn, torch; empty: all (the check runs regardless)
   std::vector<int> threads{2, 1};
   int repeats = 10;            // timed repeats; the median is reported
   int warmup = 2;              // untimed runs first

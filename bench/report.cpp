@@ -49,10 +49,11 @@ void print_table(std::FILE* out, const std::vector<Result>& results) {
 
 void print_json(std::FILE* out, const std::vector<Result>& results) {
   for (const Result& r : results) {
-    nlohmann::json j{{"kind", "time"},       {"case", r.case_name}, {"cell", r.cell},
-                     {"mode", r.mode},       {"impl", r.impl},      {"threads", r.threads},
-                     {"ms", r.ms},           {"min_ms", r.min_ms},  {"max_ms", r.max_ms},
-                     {"repeats", r.repeats}, {"gflops", r.gflops},  {"peak_fraction", r.peak_fraction}};
+    nlohmann::ordered_json j{
+        {"kind", "time"},       {"case", r.case_name}, {"cell", r.cell},
+        {"mode", r.mode},       {"impl", r.impl},      {"threads", r.threads},
+        {"ms", r.ms},           {"min_ms", r.min_ms},  {"max_ms", r.max_ms},
+        {"repeats", r.repeats}, {"gflops", r.gflops},  {"peak_fraction", r.peak_fraction}};
     if (!r.setting.empty()) j["setting"] = r.setting;
     for (const auto& [key, impl, setting] : {std::tuple{"ratio_onednn", "onednn", ""},
                                              {"ratio_torch", "torch", "best"},

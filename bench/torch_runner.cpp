@@ -1,5 +1,7 @@
 #include "torch_runner.hpp"
 
+#include <sys/wait.h>
+
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -75,8 +77,8 @@ TorchRun run_torch(const BenchOptions& options, const std::vector<Case>& cases,
     run.results.push_back(r);
   }
   const int status = pclose(pipe);
-  if (status != 0 && run.error.empty())
-    run.error = "exit status " + std::to_string(status) + " from: " + command;
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (code != 0 && run.error.empty()) run.error = "exit status " + std::to_string(code) + " from: " + command;
   return run;
 }
 

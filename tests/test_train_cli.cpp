@@ -60,11 +60,12 @@ class TrainCli : public ::testing::Test {
     const std::string command = "bash -c '" + prefix + " \"" + std::string(cli) + "\" " + args + " >\"" +
                                 path("stdout") + "\" 2>\"" + path("stderr") + "\"'";
     const int status = std::system(command.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(path("stdout")), read_file(path("stderr"))};
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(path("stdout")),
+            read_file(path("stderr"))};
   }
   std::string small_run(const std::string& out) const {
-    return "train --data " + path("corpus.txt") + " --hidden 16 --layers 2 --seq-len 10 --batch 4 --threads 1 --out " +
-           path(out);
+    return "train --data " + path("corpus.txt") +
+           " --hidden 16 --layers 2 --seq-len 10 --batch 4 --threads 1 --out " + path(out);
   }
 
   fs::path dir_;
@@ -80,12 +81,15 @@ TEST_F(TrainCli, BadInputGetsOneClearError) {
   expect_one_line_error(recur("train --data " + path("missing.txt") + " --steps 1 --out " + path("o")),
                         path("missing.txt"));
   write("empty.txt", "");
-  expect_one_line_error(recur("train --data " + path("empty.txt") + " --steps 1 --out " + path("o")), "empty");
+  expect_one_line_error(recur("train --data " + path("empty.txt") + " --steps 1 --out " + path("o")),
+                        "empty");
   expect_one_line_error(recur(small_run("o") + " --steps 1 --cell lsmt"), "lsmt");
   write("bad.txt", "hello\xFFworld, and more text after it");
   expect_one_line_error(recur("train --data " + path("bad.txt") + " --steps 1 --out " + path("o")),
                         "invalid UTF-8 at byte offset 5");
-  expect_one_line_error(recur(small_run("o") + " --steps 1 --batch 64 --seq-len 100"), "fewer than one batch");
+  expect_one_line_error(recur("train --data " + path("corpus.txt") +
+                              " --steps 1 --batch 64 --seq-len 100 --valid-fraction 0 --out " + path("o")),
+                        "760 tokens, fewer than one batch needs: 64 streams x (seq-len 100 + 1)");
   expect_one_line_error(recur(small_run("no/such/dir") + " --steps 1"), "cannot create the directory");
   expect_one_line_error(recur("sample --model " + std::string(RECUR_FIXTURE_DIR) + "/torch_lstm.safetensors"),
                         "not a recur language-model checkpoint");
@@ -93,7 +97,8 @@ TEST_F(TrainCli, BadInputGetsOneClearError) {
 }
 
 TEST_F(TrainCli, TrainsReportsJsonSamplesAndEvaluates) {
-  const Result train = recur(small_run("run") + " --steps 40 --valid-every 20 --report-every 10 --lr 0.02 --json");
+  const Result train =
+      recur(small_run("run") + " --steps 40 --valid-every 20 --report-every 10 --lr 0.02 --json");
   ASSERT_EQ(train.status, 0) << train.err;
   std::istringstream lines(train.out);
   int reports = 0, validated = 0;
@@ -117,7 +122,8 @@ TEST_F(TrainCli, TrainsReportsJsonSamplesAndEvaluates) {
   EXPECT_EQ(a.out.size(), 5u + 40 + 1);  // the prime, 40 one-byte characters, a final newline
   EXPECT_EQ(c.status, 0) << c.err;
 
-  const Result eval = recur("eval --model " + path("run/best.safetensors") + " --data " + path("corpus.txt") + " --json");
+  const Result eval =
+      recur("eval --model " + path("run/best.safetensors") + " --data " + path("corpus.txt") + " --json");
   ASSERT_EQ(eval.status, 0) << eval.err;
   const nlohmann::json j = nlohmann::json::parse(eval.out);
   EXPECT_NEAR(j["perplexity"].get<double>(), std::exp(j["loss"].get<double>()), 1e-9);
@@ -148,7 +154,8 @@ TEST_F(TrainCli, DiskFullWhileSavingKeepsTheLastCheckpoint) {
   const std::string before = read_file(path("run/last.safetensors"));
   ASSERT_GT(before.size(), 16u * 1024);
   // Files may grow to 8 KiB only: the next checkpoint cannot be written (EFBIG, as a full disk gives ENOSPC).
-  const Result full = recur("train --resume " + path("run") + " --steps 4 --threads 1", "trap \"\" XFSZ; ulimit -f 8;");
+  const Result full =
+      recur("train --resume " + path("run") + " --steps 4 --threads 1", "trap \"\" XFSZ; ulimit -f 8;");
   expect_one_line_error(full, "cannot write");
   EXPECT_TRUE(read_file(path("run/last.safetensors")) == before) << "the last good checkpoint changed";
   for (const auto& entry : fs::directory_iterator(dir_ / "run"))

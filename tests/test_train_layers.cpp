@@ -161,7 +161,8 @@ TEST(TrainLanguageModel, GradientsMatchFiniteDifferencesPeepholeCifg) {
 TEST(TrainLanguageModel, TiedWeightsAppearOnceAndNeedMatchingSizes) {
   LanguageModel model({CellSpec::rnn_tanh(), 7, 4, {4}, 0.0f, true}, 1);
   int embedding = 0, decoder = 0;
-  for (const Parameter& p : model.parameters()) embedding += p.name == "embedding.weight", decoder += p.name == "decoder.weight";
+  for (const Parameter& p : model.parameters())
+    embedding += p.name == "embedding.weight", decoder += p.name == "decoder.weight";
   EXPECT_EQ(embedding, 1);
   EXPECT_EQ(decoder, 0);
   EXPECT_EQ(&model.output_weight(), &model.embedding());

@@ -85,7 +85,8 @@ void expect_same_tensors(const std::string& a, const std::string& b) {
   for (const SafetensorsEntry& e : fa.entries()) {
     const Tensor ta = fa.tensor(e.name), tb = fb.tensor(e.name);
     ASSERT_EQ(ta.shape(), tb.shape()) << e.name;
-    EXPECT_EQ(std::memcmp(ta.data(), tb.data(), size_t(ta.size()) * sizeof(float)), 0) << e.name << " differs";
+    EXPECT_EQ(std::memcmp(ta.data(), tb.data(), size_t(ta.size()) * sizeof(float)), 0)
+        << e.name << " differs";
   }
 }
 
@@ -95,7 +96,7 @@ TEST(TrainLoop, ResumingGivesBitIdenticalWeights) {
   o.optimizer.kind = OptimizerKind::adamw;
   o.optimizer.weight_decay = 0.01f;
   o.schedule.kind = ScheduleKind::plateau;
-  o.valid_every = 2;  // validations feed the schedule
+  o.valid_every = 2;                                                         // validations feed the schedule
   const LanguageModelConfig model = small_model(c.vocabulary.size(), 0.3f);  // dropout draws from the RNG
   TempDir straight, split;
   o.max_steps = 9;  // crosses an epoch boundary (6 batches)
@@ -168,7 +169,8 @@ TEST(TrainLoop, CorpusShorterThanOneBatchIsAnError) {
     Trainer(small_model(c.vocabulary.size()), c.vocabulary, c.train, c.valid, o);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("27 tokens, fewer than one batch needs"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("27 tokens, fewer than one batch needs"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -180,7 +182,8 @@ TEST(TrainLoop, CheckpointsOfOtherModelsOrOtherDataAreRefused) {
     load_language_model(dir.file("rnn.safetensors"), &vocabulary);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("not a recur language-model checkpoint"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not a recur language-model checkpoint"), std::string::npos)
+        << e.what();
   }
   const Corpus c = repeating_corpus(20);
   TrainOptions o = small_options();

@@ -29,9 +29,11 @@ TEST(TrainText, InvalidUtf8NamesTheByteOffset) {
   EXPECT_NE(error_of([] { decode_utf8("abc\xC3(", "f.txt"); }).find("f.txt: invalid UTF-8 at byte offset 4"),
             std::string::npos);
   EXPECT_NE(error_of([] { decode_utf8("ab\xFFz", "f"); }).find("byte offset 2"), std::string::npos);
-  EXPECT_NE(error_of([] { decode_utf8("a\xC0\xAF", "f"); }).find("byte offset 1: overlong"), std::string::npos);
+  EXPECT_NE(error_of([] { decode_utf8("a\xC0\xAF", "f"); }).find("byte offset 1: overlong"),
+            std::string::npos);
   EXPECT_NE(error_of([] { decode_utf8("\xED\xA0\x80", "f"); }).find("surrogate"), std::string::npos);
-  EXPECT_NE(error_of([] { decode_utf8("xy\xE2\x82", "f"); }).find("byte offset 2: the text ends"), std::string::npos);
+  EXPECT_NE(error_of([] { decode_utf8("xy\xE2\x82", "f"); }).find("byte offset 2: the text ends"),
+            std::string::npos);
   EXPECT_NE(error_of([] { decode_utf8("\xF4\x90\x80\x80", "f"); }).find("above U+10FFFF"), std::string::npos);
 }
 

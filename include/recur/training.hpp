@@ -41,11 +41,12 @@ struct TrainOptions {
   int64_t max_epochs = 0;
   int64_t max_steps = 0;
   double max_minutes = 0;  // wall time of this run (a resumed run gets its own)
-  int64_t stop_at_step = 0;  // pause at this step (0: no); unlike max_steps it leaves the cosine horizon alone
+  int64_t stop_at_step =
+      0;  // pause at this step (0: no); unlike max_steps it leaves the cosine horizon alone
   int64_t valid_every = 500;  // steps between validations (and checkpoints); 0: only at the end
   int64_t report_every = 10;  // steps between progress reports
   int max_bad_steps = 5;
-  std::string out_dir;  // where checkpoints go; empty: none
+  std::string out_dir;                       // where checkpoints go; empty: none
   std::map<std::string, std::string> notes;  // kept in checkpoint metadata as "note.<key>" (e.g. data files)
   void validate() const;
 };

@@ -7,16 +7,14 @@
 //   after:  dr = da_n ah_n;  the recurrent n part gets da_n r (so dgates_h differs from dgates_x)
 //   before: d(rh) = da_n W_hn;  dr = d(rh) h(t-1);  dh(t-1) gains d(rh) r
 //   da_r = dr r(1-r);  dh(t-1) = dh z + (recurrent gradients) W_h.   docs/cells/gru.md derives these.
-#include <cmath>
-
 #include "cells/cell.hpp"
 #include "kernels/activations.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/post_gemm.hpp"
 
 namespace recur::cells {
 namespace {
 
-using kernels::sigmoid;
 using kernels::sigmoid_grad_from_output;
 using kernels::tanh_grad_from_output;
 
@@ -37,34 +35,32 @@ class GruCell final : public Cell {
     const float* b = weights_.b_h.data();
     float* ah = step.scratch;
     kernels::gemm_nt(step.rows, reset_after_ ? 3 * H : 2 * H, H, step.h, H, w_h, H, 0.0f, ah, ld);
-    for (int64_t row = 0; row < step.rows; ++row) {  // r and z, in place of ax_r, ax_z
-      float* a = step.gates + row * 3 * H;
-      const float* ah_row = ah + row * ld;
-      for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(a[j] + ah_row[j] + b[j]);
-    }
+    kernels::SigmoidSumRows rz;  // r and z, in place of ax_r, ax_z
+    rz.rows = step.rows;
+    rz.width = 2 * H;
+    rz.bias = b;
+    rz.b = ah;
+    rz.ldb = ld;
+    rz.a = step.gates;
+    rz.lda = 3 * H;
+    post_gemm_.sigmoid_sum(rz);
     if (!reset_after_) {  // ah_n = (r h) W_hn^T, the step's second GEMM
       for (int64_t row = 0; row < step.rows; ++row)
         for (int64_t j = 0; j < H; ++j) ah[row * ld + 2 * H + j] = step.gates[row * 3 * H + j] * step.h[row * H + j];
       kernels::gemm_nt(step.rows, H, H, ah + 2 * H, ld, w_h + 2 * H * H, H, 0.0f, ah + 3 * H, ld);
     }
-    for (int64_t row = 0; row < step.rows; ++row) {
-      float* a = step.gates + row * 3 * H;
-      float* h = step.h + row * H;
-      const float* ah_row = ah + row * ld;
-      float* saved = step.saved != nullptr ? step.saved + row * ld : nullptr;
-      for (int64_t j = 0; j < H; ++j) {
-        const float r = a[j], z = a[H + j];
-        const float ah_n = (reset_after_ ? ah_row[2 * H + j] : ah_row[3 * H + j]) + b[2 * H + j];
-        const float n = std::tanh(a[2 * H + j] + (reset_after_ ? r * ah_n : ah_n));
-        if (saved != nullptr) {
-          saved[j] = r;
-          saved[H + j] = z;
-          saved[2 * H + j] = n;
-          saved[3 * H + j] = reset_after_ ? ah_n : ah_row[2 * H + j];
-        }
-        h[j] = (1.0f - z) * n + z * h[j];
-      }
-    }
+    kernels::GruOutputRows out;
+    out.rows = step.rows;
+    out.hidden = H;
+    out.reset_after = reset_after_;
+    out.b_hn = b + 2 * H;
+    out.gates = step.gates;
+    out.ah_n = reset_after_ ? ah + 2 * H : ah + 3 * H;
+    out.rh = ah + 2 * H;
+    out.ld_ah = ld;
+    out.h = step.h;
+    out.saved = step.saved;
+    post_gemm_.gru_output(out);
   }
 
   void backward_step(const StepBackward& step) const override {
@@ -121,6 +117,7 @@ class GruCell final : public Cell {
 
  private:
   bool reset_after_;
+  const kernels::PostGemmKernels& post_gemm_ = kernels::post_gemm();
 };
 
 }  // namespace

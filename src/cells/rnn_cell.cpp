@@ -1,11 +1,9 @@
 // Elman RNN: h(t) = act(a), a = x W_x^T + b_x + h(t-1) W_h^T + b_h, act = tanh or relu.
 // Backward: da = dh * act'(h(t)); dh(t-1) = da W_h.   Saved per row: h(t) [H].
-#include <algorithm>
-#include <cmath>
-
 #include "cells/cell.hpp"
 #include "kernels/activations.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/post_gemm.hpp"
 
 namespace recur::cells {
 namespace {
@@ -19,14 +17,15 @@ class RnnCell final : public Cell {
   void forward_step(const StepForward& step) const override {
     const int64_t H = hidden_;
     kernels::gemm_nt(step.rows, H, H, step.h, H, weights_.w_h.data(), H, 1.0f, step.gates, H);
-    const float* b_h = weights_.b_h.data();
-    const bool relu = spec_.activation == Activation::relu;
-    for (int64_t r = 0; r < step.rows; ++r) {
-      const float* a = step.gates + r * H;
-      float* h = step.h + r * H;
-      for (int64_t j = 0; j < H; ++j) h[j] = relu ? kernels::relu(a[j] + b_h[j]) : std::tanh(a[j] + b_h[j]);
-      if (step.saved != nullptr) std::copy(h, h + H, step.saved + r * H);
-    }
+    kernels::RnnForwardRows rows;
+    rows.rows = step.rows;
+    rows.hidden = H;
+    rows.relu = spec_.activation == Activation::relu;
+    rows.b_h = weights_.b_h.data();
+    rows.gates = step.gates;
+    rows.h = step.h;
+    rows.saved = step.saved;
+    post_gemm_.rnn_forward(rows);
   }
 
   void backward_step(const StepBackward& step) const override {
@@ -41,6 +40,9 @@ class RnnCell final : public Cell {
     }
     kernels::gemm_nn(step.rows, H, H, step.dgates_x, H, weights_.w_h.data(), H, 0.0f, step.dh, H);
   }
+
+ private:
+  const kernels::PostGemmKernels& post_gemm_ = kernels::post_gemm();
 };
 
 }  // namespace

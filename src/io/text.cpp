@@ -30,16 +30,18 @@ char32_t next_code_point(std::string_view text, size_t& i, const std::string& so
   if (lead < 0x80) return char32_t(text[i++]);
   int extra;
   char32_t value, minimum;
-  if ((lead & 0xE0) == 0xC0) extra = 1, value = lead & 0x1F, minimum = 0x80;
-  else if ((lead & 0xF0) == 0xE0) extra = 2, value = lead & 0x0F, minimum = 0x800;
-  else if ((lead & 0xF8) == 0xF0) extra = 3, value = lead & 0x07, minimum = 0x10000;
+  if ((lead & 0xE0) == 0xC0)
+    extra = 1, value = lead & 0x1F, minimum = 0x80;
+  else if ((lead & 0xF0) == 0xE0)
+    extra = 2, value = lead & 0x0F, minimum = 0x800;
+  else if ((lead & 0xF8) == 0xF0)
+    extra = 3, value = lead & 0x07, minimum = 0x10000;
   else {
     char hex[8];
     std::snprintf(hex, sizeof hex, "0x%02X", lead);
     invalid_utf8(source, start, std::string("byte ") + hex + " cannot start a character");
   }
-  if (start + size_t(extra) >= text.size())
-    invalid_utf8(source, start, "the text ends inside a character");
+  if (start + size_t(extra) >= text.size()) invalid_utf8(source, start, "the text ends inside a character");
   for (int k = 1; k <= extra; ++k) {
     const unsigned next = byte(start + size_t(k));
     if ((next & 0xC0) != 0x80) invalid_utf8(source, start + size_t(k), "expected a continuation byte");
@@ -126,13 +128,16 @@ Vocabulary Vocabulary::build(TokenMode mode, const std::vector<std::string_view>
     return from_tokens(mode, std::move(tokens));
   }
   if (max_size != 0 && max_size < 3)
-    throw Error("vocabulary limit " + std::to_string(max_size) + " is too small: <unk>, <eos> and a word need 3");
+    throw Error("vocabulary limit " + std::to_string(max_size) +
+                " is too small: <unk>, <eos> and a word need 3");
   std::map<std::string, int64_t, std::less<>> counts;
   for (std::string_view text : texts)
     for_each_word(text, [&](std::string_view word) {
       auto it = counts.find(word);
-      if (it == counts.end()) counts.emplace(std::string(word), 1);
-      else ++it->second;
+      if (it == counts.end())
+        counts.emplace(std::string(word), 1);
+      else
+        ++it->second;
     });
   counts.erase(unknown_word);
   counts.erase(end_of_sentence);
@@ -187,8 +192,9 @@ std::vector<int32_t> Vocabulary::encode(std::string_view text, const std::string
       const char32_t c = next_code_point(text, i, source);
       auto it = char_index_.find(c);
       if (it == char_index_.end())
-        throw Error(source + ": character " + hex_code_point(c) + " at byte offset " + std::to_string(offset) +
-                    " is not in the model's vocabulary of " + std::to_string(size()) + " characters");
+        throw Error(source + ": character " + hex_code_point(c) + " at byte offset " +
+                    std::to_string(offset) + " is not in the model's vocabulary of " +
+                    std::to_string(size()) + " characters");
       ids.push_back(it->second);
     }
     return ids;

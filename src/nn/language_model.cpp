@@ -27,7 +27,8 @@ const char* const layer_field_names[] = {"weight_ih", "weight_hh", "bias_ih", "b
 }  // namespace
 
 void LanguageModelConfig::validate() const {
-  if (vocab_size < 1) throw Error("language model: vocab_size must be positive, got " + std::to_string(vocab_size));
+  if (vocab_size < 1)
+    throw Error("language model: vocab_size must be positive, got " + std::to_string(vocab_size));
   if (embedding_size < 1)
     throw Error("language model: embedding_size must be positive, got " + std::to_string(embedding_size));
   if (hidden_sizes.empty()) throw Error("language model: needs at least one recurrent layer");
@@ -44,8 +45,8 @@ void LanguageModelConfig::validate() const {
 
 // Scratch of one forward/backward: the activations backward needs, kept between the two halves.
 struct LanguageModel::Workspace {
-  std::vector<Tape> tapes;              // [L]
-  std::vector<Tensor> inputs;           // [L + 1]: layer l's input (after dropout); [L] feeds the linear layer
+  std::vector<Tape> tapes;     // [L]
+  std::vector<Tensor> inputs;  // [L + 1]: layer l's input (after dropout); [L] feeds the linear layer
   std::vector<std::vector<float>> masks;  // [L + 1]: dropout after the embedding and after each layer
   std::vector<Tensor> initial_h, initial_c;
   Tensor logits, dlogits, dtop;
@@ -81,7 +82,8 @@ LanguageModel& LanguageModel::operator=(LanguageModel&&) noexcept = default;
 std::vector<RnnState> LanguageModel::zero_state(int64_t batch) const {
   std::vector<RnnState> state;
   for (int64_t H : config_.hidden_sizes)
-    state.push_back({Tensor({1, batch, H}), config_.cell.has_cell_state() ? Tensor({1, batch, H}) : Tensor()});
+    state.push_back(
+        {Tensor({1, batch, H}), config_.cell.has_cell_state() ? Tensor({1, batch, H}) : Tensor()});
   return state;
 }
 
@@ -94,7 +96,8 @@ std::vector<Parameter> LanguageModel::parameters() {
     Tensor* grads[] = {&d.w_x, &d.w_h, &d.b_x, &d.b_h, &d.peephole};
     for (int k = 0; k < 5; ++k)
       if (!values[k]->empty())
-        list.push_back({std::string("rnn.") + layer_field_names[k] + "_l" + std::to_string(l), values[k], grads[k]});
+        list.push_back(
+            {std::string("rnn.") + layer_field_names[k] + "_l" + std::to_string(l), values[k], grads[k]});
   }
   if (!config_.tie_weights) list.push_back({"decoder.weight", &output_weight_, &d_output_weight_});
   list.push_back({"decoder.bias", &output_bias_, &d_output_bias_});
@@ -114,8 +117,8 @@ void check_batch(const TokenBatch& batch) {
   const size_t n = size_t(batch.steps * batch.batch);
   if (batch.inputs.size() != n || batch.targets.size() != n)
     throw Error("token batch: " + std::to_string(batch.inputs.size()) + " inputs and " +
-                std::to_string(batch.targets.size()) + " targets for " + std::to_string(batch.steps) + " steps x " +
-                std::to_string(batch.batch) + " streams");
+                std::to_string(batch.targets.size()) + " targets for " + std::to_string(batch.steps) +
+                " steps x " + std::to_string(batch.batch) + " streams");
 }
 
 void check_state(const std::vector<RnnState>& state, const LanguageModelConfig& config, int64_t B) {
@@ -132,7 +135,8 @@ void check_state(const std::vector<RnnState>& state, const LanguageModelConfig& 
 
 }  // namespace
 
-double LanguageModel::forward_backward(const TokenBatch& batch, std::vector<RnnState>& state, std::mt19937_64& rng) {
+double LanguageModel::forward_backward(const TokenBatch& batch, std::vector<RnnState>& state,
+                                       std::mt19937_64& rng) {
   check_batch(batch);
   check_state(state, config_, batch.batch);
   Workspace& w = *workspace_;
@@ -171,7 +175,8 @@ double LanguageModel::forward_backward(const TokenBatch& batch, std::vector<RnnS
     dropout_backward(w.masks[size_t(l + 1)], dy);
     dy.reshape({T, B, config_.hidden_sizes[size_t(l)]});
     layers_[size_t(l)].backward(w.tapes[size_t(l)], dy, RnnState{}, d_layers_[size_t(l)]);
-    dy = std::move(d_layers_[size_t(l)].dx);  // the gradient into the initial state is dropped: truncated BPTT
+    dy =
+        std::move(d_layers_[size_t(l)].dx);  // the gradient into the initial state is dropped: truncated BPTT
   }
   dy.reshape({T * B, config_.embedding_size});
   dropout_backward(w.masks[0], dy);

@@ -12,7 +12,8 @@ namespace recur {
 namespace {
 
 void check_rank2(const Tensor& t, const char* what) {
-  if (t.rank() != 2) throw Error(std::string(what) + ": expected a matrix, got shape " + shape_to_string(t.shape()));
+  if (t.rank() != 2)
+    throw Error(std::string(what) + ": expected a matrix, got shape " + shape_to_string(t.shape()));
 }
 
 void check_token(int32_t token, int64_t vocabulary, size_t position) {
@@ -102,7 +103,8 @@ double softmax_cross_entropy(const Tensor& logits, std::span<const int32_t> targ
   check_rank2(logits, "cross-entropy logits");
   const int64_t N = logits.dim(0), V = logits.dim(1);
   if (int64_t(targets.size()) != N)
-    throw Error("cross-entropy: " + std::to_string(targets.size()) + " targets for " + std::to_string(N) + " rows");
+    throw Error("cross-entropy: " + std::to_string(targets.size()) + " targets for " + std::to_string(N) +
+                " rows");
   if (N == 0) throw Error("cross-entropy: no rows");
   if (dlogits != nullptr && dlogits->shape() != logits.shape()) *dlogits = Tensor(logits.shape());
   double total = 0;

@@ -98,8 +98,9 @@ LanguageModelConfig model_config_from(const SafetensorsFile& file, Vocabulary* v
   c.dropout = float(number_field(file, "model.dropout"));
   c.tie_weights = field(file, "model.tie_weights") == "true";
   c.validate();
-  Vocabulary v = Vocabulary::from_json(parse_token_mode(field(file, "model.tokens")), field(file, "model.vocabulary"),
-                                       file.source() + " metadata 'model.vocabulary'");
+  Vocabulary v =
+      Vocabulary::from_json(parse_token_mode(field(file, "model.tokens")), field(file, "model.vocabulary"),
+                            file.source() + " metadata 'model.vocabulary'");
   if (v.size() != c.vocab_size)
     throw Error(file.source() + ": vocabulary of " + std::to_string(v.size()) + " tokens for vocab_size " +
                 std::to_string(c.vocab_size));
@@ -268,10 +269,11 @@ Trainer Trainer::resume(const std::string& checkpoint, std::vector<int32_t> trai
   if (uint64_t(integer_field(file, "train.token_count")) != train_tokens.size() ||
       unsigned_field(file, "train.token_hash") != token_hash(train_tokens))
     throw Error(checkpoint + ": the training text differs from the one this run trained on (" +
-                field(file, "train.token_count") + " tokens then, " + std::to_string(train_tokens.size()) + " now)");
+                field(file, "train.token_count") + " tokens then, " + std::to_string(train_tokens.size()) +
+                " now)");
   if (uint64_t(integer_field(file, "train.valid_token_count")) != valid_tokens.size())
-    throw Error(checkpoint + ": the validation text has " + std::to_string(valid_tokens.size()) + " tokens, the run had " +
-                field(file, "train.valid_token_count"));
+    throw Error(checkpoint + ": the validation text has " + std::to_string(valid_tokens.size()) +
+                " tokens, the run had " + field(file, "train.valid_token_count"));
   check_corpus(train_tokens, valid_tokens, options);
 
   auto s = std::make_unique<State>(options, LanguageModel(config, options.seed), std::move(vocabulary),
@@ -297,10 +299,11 @@ Trainer Trainer::resume(const std::string& checkpoint, std::vector<int32_t> trai
   s->schedule.plateau_seen = field(file, "train.plateau_seen") == "1";
   std::istringstream rng(field(file, "train.rng"));
   rng >> s->rng;
-  if (rng.fail()) throw Error(checkpoint + ": metadata 'train.rng' is not a saved random-number generator state");
+  if (rng.fail())
+    throw Error(checkpoint + ": metadata 'train.rng' is not a saved random-number generator state");
   if (s->batch_in_epoch < 0 || s->batch_in_epoch > s->batches_per_epoch())
-    throw Error(checkpoint + ": data position " + std::to_string(s->batch_in_epoch) + " outside the epoch of " +
-                std::to_string(s->batches_per_epoch()) + " batches");
+    throw Error(checkpoint + ": data position " + std::to_string(s->batch_in_epoch) +
+                " outside the epoch of " + std::to_string(s->batches_per_epoch()) + " batches");
   s->history = history_from(file);
   return Trainer(std::move(s));
 }

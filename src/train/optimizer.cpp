@@ -11,16 +11,21 @@ namespace recur {
 
 std::string optimizer_name(OptimizerKind kind) {
   switch (kind) {
-    case OptimizerKind::sgd: return "sgd";
-    case OptimizerKind::adam: return "adam";
-    case OptimizerKind::adamw: return "adamw";
-    case OptimizerKind::rmsprop: return "rmsprop";
+    case OptimizerKind::sgd:
+      return "sgd";
+    case OptimizerKind::adam:
+      return "adam";
+    case OptimizerKind::adamw:
+      return "adamw";
+    case OptimizerKind::rmsprop:
+      return "rmsprop";
   }
   return "?";
 }
 
 OptimizerKind parse_optimizer(const std::string& name) {
-  for (OptimizerKind k : {OptimizerKind::sgd, OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::rmsprop})
+  for (OptimizerKind k :
+       {OptimizerKind::sgd, OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::rmsprop})
     if (optimizer_name(k) == name) return k;
   throw Error("unknown optimizer '" + name + "': expected sgd, adam, adamw or rmsprop");
 }
@@ -31,7 +36,8 @@ void OptimizerConfig::validate() const {
   if (nesterov && (kind != OptimizerKind::sgd || momentum <= 0.0f))
     throw Error("optimizer: Nesterov momentum needs sgd with momentum > 0");
   if (!in_unit(beta1) || !in_unit(beta2))
-    throw Error("optimizer: betas (" + std::to_string(beta1) + ", " + std::to_string(beta2) + ") outside [0, 1)");
+    throw Error("optimizer: betas (" + std::to_string(beta1) + ", " + std::to_string(beta2) +
+                ") outside [0, 1)");
   if (!in_unit(alpha)) throw Error("optimizer: rmsprop alpha " + std::to_string(alpha) + " outside [0, 1)");
   if (!(epsilon > 0.0f)) throw Error("optimizer: epsilon must be positive, got " + std::to_string(epsilon));
   if (!(weight_decay >= 0.0f))
@@ -45,19 +51,26 @@ std::vector<Tensor>& Optimizer::slots_of(const Parameter& parameter) {
   if (slots.empty()) {
     int count = 0;
     switch (config_.kind) {
-      case OptimizerKind::sgd: count = config_.momentum > 0 ? 1 : 0; break;
+      case OptimizerKind::sgd:
+        count = config_.momentum > 0 ? 1 : 0;
+        break;
       case OptimizerKind::adam:
-      case OptimizerKind::adamw: count = 2; break;
-      case OptimizerKind::rmsprop: count = config_.momentum > 0 ? 2 : 1; break;
+      case OptimizerKind::adamw:
+        count = 2;
+        break;
+      case OptimizerKind::rmsprop:
+        count = config_.momentum > 0 ? 2 : 1;
+        break;
     }
     for (int i = 0; i < count; ++i) slots.emplace_back(parameter.value->shape());
   }
   return slots;
 }
 
-std::vector<std::pair<std::string, Tensor*>> Optimizer::state_tensors(const std::vector<Parameter>& parameters) {
-  static const char* const names[][2] = {{"momentum", ""}, {"exp_avg", "exp_avg_sq"}, {"exp_avg", "exp_avg_sq"},
-                                         {"square_avg", "momentum"}};
+std::vector<std::pair<std::string, Tensor*>> Optimizer::state_tensors(
+    const std::vector<Parameter>& parameters) {
+  static const char* const names[][2] = {
+      {"momentum", ""}, {"exp_avg", "exp_avg_sq"}, {"exp_avg", "exp_avg_sq"}, {"square_avg", "momentum"}};
   std::vector<std::pair<std::string, Tensor*>> list;
   for (const Parameter& p : parameters) {
     std::vector<Tensor>& slots = slots_of(p);
@@ -121,16 +134,21 @@ void Optimizer::step(const std::vector<Parameter>& parameters, float lr) {
 
 std::string schedule_name(ScheduleKind kind) {
   switch (kind) {
-    case ScheduleKind::constant: return "constant";
-    case ScheduleKind::step: return "step";
-    case ScheduleKind::plateau: return "plateau";
-    case ScheduleKind::cosine: return "cosine";
+    case ScheduleKind::constant:
+      return "constant";
+    case ScheduleKind::step:
+      return "step";
+    case ScheduleKind::plateau:
+      return "plateau";
+    case ScheduleKind::cosine:
+      return "cosine";
   }
   return "?";
 }
 
 ScheduleKind parse_schedule(const std::string& name) {
-  for (ScheduleKind k : {ScheduleKind::constant, ScheduleKind::step, ScheduleKind::plateau, ScheduleKind::cosine})
+  for (ScheduleKind k :
+       {ScheduleKind::constant, ScheduleKind::step, ScheduleKind::plateau, ScheduleKind::cosine})
     if (schedule_name(k) == name) return k;
   throw Error("unknown learning-rate schedule '" + name + "': expected constant, step, plateau or cosine");
 }
@@ -141,10 +159,12 @@ void ScheduleConfig::validate() const {
   if (warmup_steps < 0) throw Error("warm-up steps must be >= 0, got " + std::to_string(warmup_steps));
   if (kind == ScheduleKind::step && step_every < 1)
     throw Error("step decay: interval must be positive, got " + std::to_string(step_every));
-  if (!(gamma > 0.0f && gamma <= 1.0f)) throw Error("step decay: gamma " + std::to_string(gamma) + " outside (0, 1]");
+  if (!(gamma > 0.0f && gamma <= 1.0f))
+    throw Error("step decay: gamma " + std::to_string(gamma) + " outside (0, 1]");
   if (!(plateau_factor > 0.0f && plateau_factor < 1.0f))
     throw Error("plateau: factor " + std::to_string(plateau_factor) + " outside (0, 1)");
-  if (plateau_patience < 1) throw Error("plateau: patience must be >= 1, got " + std::to_string(plateau_patience));
+  if (plateau_patience < 1)
+    throw Error("plateau: patience must be >= 1, got " + std::to_string(plateau_patience));
   if (!(min_learning_rate >= 0.0f && min_learning_rate <= learning_rate))
     throw Error("minimum learning rate " + std::to_string(min_learning_rate) + " outside [0, lr]");
 }
@@ -155,9 +175,14 @@ float LrSchedule::learning_rate(int64_t step, double progress) const {
   const ScheduleConfig& c = config_;
   double lr = c.learning_rate;
   switch (c.kind) {
-    case ScheduleKind::constant: break;
-    case ScheduleKind::step: lr *= std::pow(double(c.gamma), double(step / c.step_every)); break;
-    case ScheduleKind::plateau: lr = std::max(lr * plateau_scale, double(c.min_learning_rate)); break;
+    case ScheduleKind::constant:
+      break;
+    case ScheduleKind::step:
+      lr *= std::pow(double(c.gamma), double(step / c.step_every));
+      break;
+    case ScheduleKind::plateau:
+      lr = std::max(lr * plateau_scale, double(c.min_learning_rate));
+      break;
     case ScheduleKind::cosine: {
       const double x = std::clamp(progress, 0.0, 1.0);
       lr = c.min_learning_rate + (lr - c.min_learning_rate) * 0.5 * (1.0 + std::cos(std::numbers::pi * x));

@@ -16,9 +16,12 @@ void TrainOptions::validate() const {
     throw Error("training: epochs, steps and minutes must be >= 0");
   if (max_epochs == 0 && max_steps == 0 && max_minutes == 0 && stop_at_step == 0)
     throw Error("training: give a limit (epochs, steps or minutes)");
-  if (valid_every < 0) throw Error("training: validation interval must be >= 0, got " + std::to_string(valid_every));
-  if (report_every < 1) throw Error("training: report interval must be positive, got " + std::to_string(report_every));
-  if (max_bad_steps < 1) throw Error("training: max bad steps must be positive, got " + std::to_string(max_bad_steps));
+  if (valid_every < 0)
+    throw Error("training: validation interval must be >= 0, got " + std::to_string(valid_every));
+  if (report_every < 1)
+    throw Error("training: report interval must be positive, got " + std::to_string(report_every));
+  if (max_bad_steps < 1)
+    throw Error("training: max bad steps must be positive, got " + std::to_string(max_bad_steps));
   optimizer.validate();
   schedule.validate();
 }
@@ -32,17 +35,21 @@ uint64_t token_hash(const std::vector<int32_t>& tokens) {
   return hash;
 }
 
-void check_corpus(const std::vector<int32_t>& train, const std::vector<int32_t>& valid, const TrainOptions& options) {
+void check_corpus(const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
+                  const TrainOptions& options) {
   const int64_t needed = options.batch * (options.seq_len + 1);
   if (int64_t(train.size()) < needed)
-    throw Error("training text has " + std::to_string(train.size()) + " tokens, fewer than one batch needs: " +
-                std::to_string(options.batch) + " streams x (seq-len " + std::to_string(options.seq_len) +
+    throw Error("training text has " + std::to_string(train.size()) +
+                " tokens, fewer than one batch needs: " + std::to_string(options.batch) +
+                " streams x (seq-len " + std::to_string(options.seq_len) +
                 " + 1) = " + std::to_string(needed) + "; use a longer text or a smaller --batch / --seq-len");
   if (valid.size() == 1) throw Error("validation text has 1 token; it needs at least 2 (or none)");
 }
 
-double evaluate_tokens(LanguageModel& model, std::span<const int32_t> tokens, int64_t batch, int64_t seq_len) {
-  if (tokens.size() < 2) throw Error("evaluation needs at least 2 tokens, got " + std::to_string(tokens.size()));
+double evaluate_tokens(LanguageModel& model, std::span<const int32_t> tokens, int64_t batch,
+                       int64_t seq_len) {
+  if (tokens.size() < 2)
+    throw Error("evaluation needs at least 2 tokens, got " + std::to_string(tokens.size()));
   if (batch < 1 || seq_len < 1) throw Error("evaluation: batch and seq-len must be positive");
   const int64_t B = std::min<int64_t>(batch, int64_t(tokens.size()) / 2), S = int64_t(tokens.size()) / B;
   std::vector<RnnState> state = model.zero_state(B);
@@ -66,12 +73,13 @@ double evaluate_tokens(LanguageModel& model, std::span<const int32_t> tokens, in
 
 Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
-Trainer::Trainer(const LanguageModelConfig& model_config, Vocabulary vocabulary, std::vector<int32_t> train_tokens,
-                 std::vector<int32_t> valid_tokens, const TrainOptions& options) {
+Trainer::Trainer(const LanguageModelConfig& model_config, Vocabulary vocabulary,
+                 std::vector<int32_t> train_tokens, std::vector<int32_t> valid_tokens,
+                 const TrainOptions& options) {
   options.validate();
   if (model_config.vocab_size != vocabulary.size())
-    throw Error("language model: vocab_size " + std::to_string(model_config.vocab_size) + " but the vocabulary has " +
-                std::to_string(vocabulary.size()) + " tokens");
+    throw Error("language model: vocab_size " + std::to_string(model_config.vocab_size) +
+                " but the vocabulary has " + std::to_string(vocabulary.size()) + " tokens");
   check_corpus(train_tokens, valid_tokens, options);
   state_ = std::make_unique<State>(options, LanguageModel(model_config, options.seed), std::move(vocabulary),
                                    std::move(train_tokens), std::move(valid_tokens));
@@ -126,7 +134,8 @@ double Trainer::run(const std::function<void(const TrainReport&)>& report) {
   const TrainOptions& o = s.options;
   const int64_t bpe = s.batches_per_epoch();
   int64_t step_limit = o.max_steps;
-  if (o.max_epochs > 0 && (step_limit == 0 || o.max_epochs * bpe < step_limit)) step_limit = o.max_epochs * bpe;
+  if (o.max_epochs > 0 && (step_limit == 0 || o.max_epochs * bpe < step_limit))
+    step_limit = o.max_epochs * bpe;
   RunClock clock;
   s.run_started = clock.start;
   clock.start_step = s.step;
@@ -209,8 +218,10 @@ double Trainer::run(const std::function<void(const TrainReport&)>& report) {
       notify(r);
       if (++bad_in_row >= o.max_bad_steps)
         throw Error("training stopped: " + std::to_string(bad_in_row) +
-                    " updates in a row had a non-finite loss or gradient (" + why + "); the weights never saw them" +
-                    (o.out_dir.empty() ? std::string() : "; the last good checkpoint in " + o.out_dir + " is intact"));
+                    " updates in a row had a non-finite loss or gradient (" + why +
+                    "); the weights never saw them" +
+                    (o.out_dir.empty() ? std::string()
+                                       : "; the last good checkpoint in " + o.out_dir + " is intact"));
       continue;
     }
     bad_in_row = 0;
@@ -220,7 +231,8 @@ double Trainer::run(const std::function<void(const TrainReport&)>& report) {
     ++loss_count;
     const bool validate_now = o.valid_every > 0 && !s.valid.empty() && s.step % o.valid_every == 0;
     if (s.step % o.report_every == 0 || validate_now) {
-      const double mean = loss_count > 0 ? loss_sum / double(loss_count) : std::numeric_limits<double>::quiet_NaN();
+      const double mean =
+          loss_count > 0 ? loss_sum / double(loss_count) : std::numeric_limits<double>::quiet_NaN();
       TrainReport r = make_report(TrainReport::Kind::progress);
       r.loss = mean;
       if (validate_now) {
@@ -246,7 +258,8 @@ double Trainer::run(const std::function<void(const TrainReport&)>& report) {
   if (validated_now) r.valid_loss = last_valid;
   s.seconds += clock.elapsed();
   s.run_started.reset();
-  if (!o.out_dir.empty()) write_loss_curve_svg(checkpoint_path("curve.svg"), s.history, "recur: " + s.model.config().cell.name());
+  if (!o.out_dir.empty())
+    write_loss_curve_svg(checkpoint_path("curve.svg"), s.history, "recur: " + s.model.config().cell.name());
   notify(r);
   return last_valid;
 }

@@ -42,6 +42,7 @@ struct Trainer::State {
 // FNV-1a over the token ids: resuming checks that the data is the data the run trained on.
 uint64_t token_hash(const std::vector<int32_t>& tokens);
 // Throws recur::Error unless the training text fills at least one batch and validation has 0 or >= 2 tokens.
-void check_corpus(const std::vector<int32_t>& train, const std::vector<int32_t>& valid, const TrainOptions& options);
+void check_corpus(const std::vector<int32_t>& train, const std::vector<int32_t>& valid,
+                  const TrainOptions& options);
 
 }  // namespace recur

@@ -31,14 +31,17 @@ void run(const EvalOptions& o) {
   const bool chars = vocabulary.mode() == TokenMode::characters;
   const double bits = loss / std::log(2.0), perplexity = std::exp(loss);
   if (o.json) {
-    nlohmann::json j = {{"model", path}, {"data", o.data}, {"tokens", tokens.size()}, {"loss", loss},
+    nlohmann::json j = {{"model", path},
+                        {"data", o.data},
+                        {"tokens", tokens.size()},
+                        {"loss", loss},
                         {"perplexity", perplexity}};
     j[chars ? "bits_per_char" : "bits_per_word"] = bits;
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s on %s: %zu %s, loss %.4f nats/token, perplexity %.3f, bits per %s %.4f\n", path.c_str(),
-                o.data.c_str(), tokens.size(), chars ? "characters" : "words", loss, perplexity, chars ? "char" : "word",
-                bits);
+                o.data.c_str(), tokens.size(), chars ? "characters" : "words", loss, perplexity,
+                chars ? "char" : "word", bits);
   }
 }
 
@@ -46,11 +49,14 @@ void run(const EvalOptions& o) {
 
 Command add_eval_command(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
-  CLI::App* sub = app.add_subcommand("eval", "Loss, perplexity and bits per character of a language model on a text");
-  sub->add_option("--model", o->model, "checkpoint (.safetensors) or a training directory (its best)")->required();
+  CLI::App* sub =
+      app.add_subcommand("eval", "Loss, perplexity and bits per character of a language model on a text");
+  sub->add_option("--model", o->model, "checkpoint (.safetensors) or a training directory (its best)")
+      ->required();
   sub->add_option("--data", o->data, "text to evaluate on, UTF-8")->required();
   sub->add_option("--batch", o->batch, "parallel streams the text is cut into")->capture_default_str();
-  sub->add_option("--seq-len", o->seq_len, "steps read at a time (the state carries over)")->capture_default_str();
+  sub->add_option("--seq-len", o->seq_len, "steps read at a time (the state carries over)")
+      ->capture_default_str();
   sub->add_option("--threads", o->threads, "threads (default: all cores)");
   sub->add_flag("--json", o->json, "one JSON object: loss, perplexity, bits_per_char (or bits_per_word)");
   return {sub, [o] { run(*o); }};

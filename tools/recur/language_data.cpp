@@ -22,7 +22,8 @@ bool exists(const std::string& path) {
 
 }  // namespace
 
-TextSplit split_text(const std::string& text, const std::string& valid_path, double valid_fraction, TokenMode mode) {
+TextSplit split_text(const std::string& text, const std::string& valid_path, double valid_fraction,
+                     TokenMode mode) {
   if (!valid_path.empty()) return {text, read_text_file(valid_path)};
   if (!(valid_fraction >= 0 && valid_fraction < 1))
     throw Error("--valid-fraction " + std::to_string(valid_fraction) + " outside [0, 1)");

@@ -1,4 +1,5 @@
 // recur sample: text from a trained language model, streamed to stdout token by token.
+#include <cctype>
 #include <cstdio>
 #include <memory>
 #include <random>
@@ -26,7 +27,8 @@ struct SampleOptions {
 // The priming tokens. Words: a prime that does not end a line does not end a sentence either.
 std::vector<int32_t> prime_tokens(const Vocabulary& vocabulary, const std::string& prime) {
   if (prime.empty()) {  // start as after a line break
-    const int32_t start = vocabulary.find(vocabulary.mode() == TokenMode::words ? Vocabulary::end_of_sentence : "\n");
+    const int32_t start =
+        vocabulary.find(vocabulary.mode() == TokenMode::words ? Vocabulary::end_of_sentence : "\n");
     return {start >= 0 ? start : 0};
   }
   std::vector<int32_t> tokens = vocabulary.encode(prime, "--prime");
@@ -44,6 +46,9 @@ void run(const SampleOptions& o) {
   std::mt19937_64 rng(o.seed);
   const std::vector<int32_t> prime = prime_tokens(vocabulary, o.prime);
   std::fputs(o.prime.c_str(), stdout);
+  const bool separate = vocabulary.mode() == TokenMode::words && !o.prime.empty() &&
+                        !std::isspace((unsigned char)o.prime.back());
+  if (separate) std::fputs(" ", stdout);  // words print as "word "
   std::span<const float> logits;
   for (int32_t token : prime) logits = stream.step(token);
   for (int64_t i = 0; i < o.length; ++i) {
@@ -60,7 +65,8 @@ void run(const SampleOptions& o) {
 Command add_sample_command(CLI::App& app) {
   auto o = std::make_shared<SampleOptions>();
   CLI::App* sub = app.add_subcommand("sample", "Generate text from a trained language model");
-  sub->add_option("--model", o->model, "checkpoint (.safetensors) or a training directory (its best)")->required();
+  sub->add_option("--model", o->model, "checkpoint (.safetensors) or a training directory (its best)")
+      ->required();
   sub->add_option("--prime", o->prime, "text to start from (printed first)");
   sub->add_option("--length", o->length, "tokens to generate")->capture_default_str();
   sub->add_option("--temperature", o->sampling.temperature, "softmax temperature; 0: always the likeliest")

@@ -23,10 +23,12 @@ namespace recur::cli {
 namespace {
 
 struct TrainCommandOptions {
-  std::string data, valid, tokens = "chars", cell = "lstm", hidden_sizes, optimizer = "adam", schedule = "constant";
+  std::string data, valid, tokens = "chars", cell = "lstm", hidden_sizes, optimizer = "adam",
+                           schedule = "constant";
   std::string out, resume;
   double valid_fraction = 0.1, minutes = 0, clip = 5.0, lr = 0;
-  int64_t stop_after = 0, vocab_size = 0, hidden = 256, embedding = 0, seq_len = 0, batch = 0, epochs = 0, steps = 0;
+  int64_t stop_after = 0, vocab_size = 0, hidden = 256, embedding = 0, seq_len = 0, batch = 0, epochs = 0,
+          steps = 0;
   int layers = 2, threads = 0;
   float dropout = 0, momentum = 0, weight_decay = 0, beta1 = 0.9f, beta2 = 0.999f;
   bool nesterov = false, tie = false, json = false;
@@ -39,7 +41,8 @@ void make_output_directory(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
     throw Error("--out " + dir + ": cannot create the directory: " + std::strerror(errno));
   struct stat info;
-  if (::stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) throw Error("--out " + dir + ": not a directory");
+  if (::stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
+    throw Error("--out " + dir + ": not a directory");
 }
 
 LanguageModelConfig model_config(const TrainCommandOptions& o, int64_t vocab_size, TokenMode mode) {
@@ -63,7 +66,7 @@ LanguageModelConfig model_config(const TrainCommandOptions& o, int64_t vocab_siz
     c.hidden_sizes.assign(size_t(o.layers), o.hidden);
   }
   // Characters need few embedding dimensions; words (and tied weights) want the hidden size.
-  c.embedding_size = o.embedding > 0 ? o.embedding
+  c.embedding_size = o.embedding > 0                       ? o.embedding
                      : (o.tie || mode == TokenMode::words) ? c.hidden_sizes.back()
                                                            : std::min<int64_t>(64, vocab_size);
   c.dropout = o.dropout;
@@ -105,8 +108,10 @@ std::string clock_text(double seconds) {
   if (seconds < 0) return "?";
   const long s = long(std::lround(seconds));
   char text[32];
-  if (s >= 3600) std::snprintf(text, sizeof text, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-  else std::snprintf(text, sizeof text, "%ld:%02ld", s / 60, s % 60);
+  if (s >= 3600)
+    std::snprintf(text, sizeof text, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  else
+    std::snprintf(text, sizeof text, "%ld:%02ld", s / 60, s % 60);
   return text;
 }
 
@@ -118,26 +123,31 @@ class Reporter {
   void operator()(const TrainReport& r) {
     if (json_) return print_json(r);
     const char* unit = mode_ == TokenMode::characters ? "bpc" : "ppl";
-    const auto measure = [&](double loss) { return mode_ == TokenMode::characters ? loss / std::log(2.0) : std::exp(loss); };
+    const auto measure = [&](double loss) {
+      return mode_ == TokenMode::characters ? loss / std::log(2.0) : std::exp(loss);
+    };
     if (r.kind == TrainReport::Kind::skipped) {
       std::fprintf(stderr, "%swarning: %s\n", bar_ ? "\n" : "", r.message.c_str());
       return;
     }
-    if (r.kind == TrainReport::Kind::done && !std::isfinite(r.loss) && !bar_) return;  // reported already
+    if (r.kind == TrainReport::Kind::done && !std::isfinite(r.loss)) return;  // reported already
     char line[256];
     if (bar_) {
       const int filled = int(r.epoch_fraction * 20);
-      std::snprintf(line, sizeof line, "\repoch %lld [%-20s] step %lld  loss %.3f  %s %.3f  %.0f tok/s  ETA %s   ",
-                    (long long)r.epoch + 1, std::string(size_t(filled), '#').c_str(), (long long)r.step, r.loss, unit,
-                    measure(r.loss), r.tokens_per_second, clock_text(r.eta_seconds).c_str());
+      std::snprintf(line, sizeof line,
+                    "\repoch %lld [%-20s] step %lld  loss %.3f  %s %.3f  %.0f tok/s  ETA %s   ",
+                    (long long)r.epoch + 1, std::string(size_t(filled), '#').c_str(), (long long)r.step,
+                    r.loss, unit, measure(r.loss), r.tokens_per_second, clock_text(r.eta_seconds).c_str());
       std::fputs(line, stdout);
-      if (r.valid_loss) std::printf("\n  validation: loss %.4f  %s %.4f\n", *r.valid_loss, unit, measure(*r.valid_loss));
+      if (r.valid_loss)
+        std::printf("\n  validation: loss %.4f  %s %.4f\n", *r.valid_loss, unit, measure(*r.valid_loss));
       if (r.kind == TrainReport::Kind::done && !r.valid_loss) std::printf("\n");
     } else {
-      std::printf("epoch %lld step %lld tokens %lld time %s loss %.4f %s %.4f tok/s %.0f", (long long)r.epoch + 1,
-                  (long long)r.step, (long long)r.tokens, clock_text(r.seconds).c_str(), r.loss, unit, measure(r.loss),
-                  r.tokens_per_second);
-      if (r.valid_loss) std::printf(" valid_loss %.4f valid_%s %.4f", *r.valid_loss, unit, measure(*r.valid_loss));
+      std::printf("epoch %lld step %lld tokens %lld time %s loss %.4f %s %.4f tok/s %.0f",
+                  (long long)r.epoch + 1, (long long)r.step, (long long)r.tokens,
+                  clock_text(r.seconds).c_str(), r.loss, unit, measure(r.loss), r.tokens_per_second);
+      if (r.valid_loss)
+        std::printf(" valid_loss %.4f valid_%s %.4f", *r.valid_loss, unit, measure(*r.valid_loss));
       std::printf("%s\n", r.kind == TrainReport::Kind::done ? " (done)" : "");
     }
     std::fflush(stdout);
@@ -146,8 +156,12 @@ class Reporter {
  private:
   void print_json(const TrainReport& r) {
     static const char* kinds[] = {"progress", "validation", "skipped", "done"};
-    nlohmann::json j = {{"event", kinds[int(r.kind)]}, {"step", r.step},     {"epoch", r.epoch + 1},
-                        {"tokens", r.tokens},          {"seconds", r.seconds}, {"learning_rate", r.learning_rate},
+    nlohmann::json j = {{"event", kinds[int(r.kind)]},
+                        {"step", r.step},
+                        {"epoch", r.epoch + 1},
+                        {"tokens", r.tokens},
+                        {"seconds", r.seconds},
+                        {"learning_rate", r.learning_rate},
                         {"tokens_per_second", r.tokens_per_second}};
     if (std::isfinite(r.loss)) j["loss"] = r.loss;
     if (r.valid_loss) j["valid_loss"] = *r.valid_loss;
@@ -160,7 +174,8 @@ class Reporter {
   TokenMode mode_;
 };
 
-std::vector<int32_t> encode(const Vocabulary& vocabulary, const std::string& text, const std::string& source) {
+std::vector<int32_t> encode(const Vocabulary& vocabulary, const std::string& text,
+                            const std::string& source) {
   return text.empty() ? std::vector<int32_t>{} : vocabulary.encode(text, source);
 }
 
@@ -171,7 +186,8 @@ Trainer start_new(TrainCommandOptions& o) {
   (void)cell;
   const TextSplit split = split_text(read_text_file(o.data), o.valid, o.valid_fraction, mode);
   std::vector<std::string_view> texts{split.train};
-  if (mode == TokenMode::characters) texts.push_back(split.valid);  // a character model must read every character
+  if (mode == TokenMode::characters)
+    texts.push_back(split.valid);  // a character model must read every character
   const Vocabulary vocabulary = Vocabulary::build(mode, texts, o.vocab_size);
   const std::string valid_source = o.valid.empty() ? o.data + " (validation part)" : o.valid;
   std::vector<int32_t> train = encode(vocabulary, split.train, o.data);
@@ -194,10 +210,12 @@ Trainer resume(TrainCommandOptions& o) {
   };
   if (o.data.empty()) o.data = note("data");
   if (o.valid.empty()) o.valid = note("valid");
-  const double fraction = note("valid_fraction").empty() ? o.valid_fraction : std::stod(note("valid_fraction"));
+  const double fraction =
+      note("valid_fraction").empty() ? o.valid_fraction : std::stod(note("valid_fraction"));
   const TextSplit split = split_text(read_text_file(o.data), o.valid, fraction, vocabulary.mode());
   std::vector<int32_t> train = encode(vocabulary, split.train, o.data);
-  std::vector<int32_t> valid = encode(vocabulary, split.valid, o.valid.empty() ? o.data + " (validation part)" : o.valid);
+  std::vector<int32_t> valid =
+      encode(vocabulary, split.valid, o.valid.empty() ? o.data + " (validation part)" : o.valid);
   if (o.out.empty()) o.out = o.resume;
   TrainOptions limits;
   set_limits(limits, o);
@@ -215,10 +233,11 @@ void run(TrainCommandOptions& o) {
     std::string sizes;
     for (int64_t h : c.hidden_sizes) sizes += (sizes.empty() ? "" : "x") + std::to_string(h);
     std::printf("%s %s: %s %s, embedding %lld, vocabulary %lld %s, %lld batches of %lld x %lld per epoch%s\n",
-                o.resume.empty() ? "training" : "resuming", o.data.c_str(), c.cell.name().c_str(), sizes.c_str(),
-                (long long)c.embedding_size, (long long)c.vocab_size, token_mode_name(mode).c_str(),
-                (long long)trainer.batches_per_epoch(), (long long)trainer.options().batch,
-                (long long)trainer.options().seq_len, o.resume.empty() ? "" : (" from step " + std::to_string(trainer.step())).c_str());
+                o.resume.empty() ? "training" : "resuming", o.data.c_str(), c.cell.name().c_str(),
+                sizes.c_str(), (long long)c.embedding_size, (long long)c.vocab_size,
+                token_mode_name(mode).c_str(), (long long)trainer.batches_per_epoch(),
+                (long long)trainer.options().batch, (long long)trainer.options().seq_len,
+                o.resume.empty() ? "" : (" from step " + std::to_string(trainer.step())).c_str());
     std::fflush(stdout);
   }
   Reporter reporter(o.json, mode);
@@ -228,7 +247,8 @@ void run(TrainCommandOptions& o) {
                 o.out.c_str(), o.out.c_str());
     if (std::isfinite(valid_loss))
       std::printf("validation: loss %.4f nats/token, perplexity %.3f, bits per %s %.4f\n", valid_loss,
-                  std::exp(valid_loss), mode == TokenMode::characters ? "char" : "word", valid_loss / std::log(2.0));
+                  std::exp(valid_loss), mode == TokenMode::characters ? "char" : "word",
+                  valid_loss / std::log(2.0));
   }
 }
 
@@ -239,7 +259,8 @@ Command add_train_command(CLI::App& app) {
   o->train.valid_every = 200;
   CLI::App* sub = app.add_subcommand("train", "Train a language model on a text file (truncated BPTT)");
   sub->add_option("--data", o->data, "training text, UTF-8 (default: the shipped tiny-shakespeare)");
-  auto* valid = sub->add_option("--valid", o->valid, "validation text (default: the last --valid-fraction of --data)");
+  auto* valid =
+      sub->add_option("--valid", o->valid, "validation text (default: the last --valid-fraction of --data)");
   sub->add_option("--valid-fraction", o->valid_fraction, "share of --data held out for validation")
       ->capture_default_str()
       ->excludes(valid);
@@ -251,12 +272,14 @@ Command add_train_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--hidden", o->hidden, "units per layer")->capture_default_str();
   sub->add_option("--layers", o->layers, "recurrent layers")->capture_default_str();
-  sub->add_option("--hidden-sizes", o->hidden_sizes, "units per layer, e.g. 512,256 (overrides --hidden, --layers)");
+  sub->add_option("--hidden-sizes", o->hidden_sizes,
+                  "units per layer, e.g. 512,256 (overrides --hidden, --layers)");
   sub->add_option("--embedding", o->embedding, "embedding width (default: chars 64, words the hidden size)");
   sub->add_option("--dropout", o->dropout, "dropout after the embedding, between layers, before the output")
       ->capture_default_str();
   sub->add_flag("--tie-weights", o->tie, "output weights = embedding (needs embedding = last hidden size)");
-  sub->add_option("--seq-len", o->seq_len, "steps of backpropagation through time (default: chars 100, words 35)");
+  sub->add_option("--seq-len", o->seq_len,
+                  "steps of backpropagation through time (default: chars 100, words 35)");
   sub->add_option("--batch", o->batch, "parallel streams (default: chars 32, words 20)");
   sub->add_option("--optimizer", o->optimizer, "sgd, adam, adamw, rmsprop")->capture_default_str();
   sub->add_option("--lr", o->lr, "learning rate (default: sgd 1, others 0.002)");
@@ -269,20 +292,25 @@ Command add_train_command(CLI::App& app) {
   sub->add_option("--warmup", o->schedule_config.warmup_steps, "steps of linear learning-rate warm-up");
   sub->add_option("--decay-every", o->schedule_config.step_every, "step schedule: steps between decays")
       ->capture_default_str();
-  sub->add_option("--decay", o->schedule_config.gamma, "step schedule: factor per decay")->capture_default_str();
-  sub->add_option("--plateau-factor", o->schedule_config.plateau_factor, "plateau: factor when validation stalls")
+  sub->add_option("--decay", o->schedule_config.gamma, "step schedule: factor per decay")
       ->capture_default_str();
-  sub->add_option("--plateau-patience", o->schedule_config.plateau_patience, "plateau: validations without gain")
+  sub->add_option("--plateau-factor", o->schedule_config.plateau_factor,
+                  "plateau: factor when validation stalls")
+      ->capture_default_str();
+  sub->add_option("--plateau-patience", o->schedule_config.plateau_patience,
+                  "plateau: validations without gain")
       ->capture_default_str();
   sub->add_option("--min-lr", o->schedule_config.min_learning_rate, "floor of cosine and plateau");
   sub->add_option("--clip", o->clip, "global gradient-norm clip (0: none)")->capture_default_str();
   sub->add_option("--epochs", o->epochs, "stop after N epochs");
   sub->add_option("--steps", o->steps, "stop after N updates");
-  sub->add_option("--stop-after", o->stop_after, "pause at this step (resume later); the schedule still plans for --steps");
+  sub->add_option("--stop-after", o->stop_after,
+                  "pause at this step (resume later); the schedule still plans for --steps");
   sub->add_option("--minutes", o->minutes, "stop after M minutes (default without a limit: 1 epoch)");
   sub->add_option("--valid-every", o->train.valid_every, "updates between validations and checkpoints")
       ->capture_default_str();
-  sub->add_option("--report-every", o->train.report_every, "updates between progress reports")->capture_default_str();
+  sub->add_option("--report-every", o->train.report_every, "updates between progress reports")
+      ->capture_default_str();
   sub->add_option("--max-bad-steps", o->train.max_bad_steps, "non-finite updates in a row that stop training")
       ->capture_default_str();
   sub->add_option("--seed", o->train.seed, "weights and dropout")->capture_default_str();

@@ -1,0 +1,88 @@
+#pragma once
+// The fused element-wise ("post-GEMM") kernels of the cells: everything of a step that is not a GEMM and
+// touches transcendental functions. One implementation (post_gemm_impl.hpp) compiled for AVX-512, AVX2
+// and plain C++; post_gemm() returns the best the processor supports, chosen once.
+// Rows are consecutive; a row of gates holds the G gate blocks of H units each.
+#include <cstdint>
+
+namespace recur::kernels {
+
+// LSTM family forward, per unit j (cells/lstm_cell.cpp has the equations):
+// gates (without b_h) in; c, h updated; saved = [i, (f), g, o | c(t-1) | c(t) | tanh c(t)] when not null.
+struct LstmForwardRows {
+  int64_t rows = 0, hidden = 0;
+  bool coupled = false;
+  const float* b_h = nullptr;       // [G*H]
+  const float* peephole = nullptr;  // [P*H] or nullptr
+  const float* gates = nullptr;     // [rows, G*H]
+  float* c = nullptr;               // [rows, H]
+  float* h = nullptr;               // [rows, H]
+  float* saved = nullptr;           // [rows, saved_ld] or nullptr
+  int64_t saved_ld = 0;
+};
+
+struct LstmBackwardRows {
+  int64_t rows = 0, hidden = 0;
+  bool coupled = false;
+  const float* peephole = nullptr;  // [P*H] or nullptr
+  float* dpeephole = nullptr;       // [P*H] accumulated into, row by row (fixed order)
+  const float* saved = nullptr;     // [rows, saved_ld] as forward wrote it
+  int64_t saved_ld = 0;
+  const float* dh = nullptr;        // [rows, H]
+  float* dc = nullptr;              // [rows, H] dL/dc(t) in, dL/dc(t-1) out
+  float* dgates = nullptr;          // [rows, G*H] out
+};
+
+// out[k] = sigmoid(a[k] + b[k] + bias[k]) for k < width, per row (GRU's r and z).
+struct SigmoidSumRows {
+  int64_t rows = 0, width = 0;
+  const float* bias = nullptr;  // [width]
+  const float* b = nullptr;     // [rows, ldb]
+  int64_t ldb = 0;
+  float* a = nullptr;           // [rows, lda] in place
+  int64_t lda = 0;
+};
+
+// GRU's output: n = tanh(ax_n + (after ? r * (ah_n + b_hn) : ah_n + b_hn)); h = (1 - z) n + z h.
+// saved = [r, z, n, after ? ah_n + b_hn : r * h(t-1)] when not null (r * h(t-1) is read from rh).
+struct GruOutputRows {
+  int64_t rows = 0, hidden = 0;
+  bool reset_after = true;
+  const float* b_hn = nullptr;  // [H]
+  const float* gates = nullptr; // [rows, 3H]: r, z, ax_n
+  const float* ah_n = nullptr;  // [rows, ld_ah] without b_hn
+  const float* rh = nullptr;    // [rows, ld_ah] reset before only
+  int64_t ld_ah = 0;
+  float* h = nullptr;           // [rows, H]
+  float* saved = nullptr;       // [rows, 4H] or nullptr
+};
+
+// Elman RNN: h = act(a + b_h); relu or tanh; saved = h when not null.
+struct RnnForwardRows {
+  int64_t rows = 0, hidden = 0;
+  bool relu = false;
+  const float* b_h = nullptr;
+  const float* gates = nullptr;  // [rows, H]
+  float* h = nullptr;
+  float* saved = nullptr;
+};
+
+struct PostGemmKernels {
+  const char* instruction_set;
+  void (*lstm_forward)(const LstmForwardRows&);
+  void (*lstm_backward)(const LstmBackwardRows&);
+  void (*sigmoid_sum)(const SigmoidSumRows&);
+  void (*gru_output)(const GruOutputRows&);
+  void (*rnn_forward)(const RnnForwardRows&);
+};
+
+// The kernels for this processor: AVX-512 if it has AVX512F, else AVX2 with FMA, else plain C++.
+// RECUR_ISA=avx512|avx2|scalar in the environment forces a (supported) choice, for tests and benchmarks.
+const PostGemmKernels& post_gemm();
+
+// Each compiled for its instruction set; nullptr from those the build could not compile.
+const PostGemmKernels* post_gemm_avx512();
+const PostGemmKernels* post_gemm_avx2();
+const PostGemmKernels* post_gemm_scalar();
+
+}  // namespace recur::kernels

@@ -1,0 +1,170 @@
+#pragma once
+// The post-GEMM kernels, written once against simd.hpp's vector type V. Included by post_gemm_<isa>.cpp,
+// each compiled with its own instruction-set flags, inside its own namespace.
+#include "kernels/post_gemm.hpp"
+#include "kernels/simd.hpp"
+
+namespace recur::kernels::RECUR_POST_GEMM_NAMESPACE {
+
+using simd::Scalar;
+
+// body.operator()<W>(j) for units j..j+W-1: W = V over the full vectors of a row, Scalar for the tail.
+template <class V, class Body>
+inline void for_each_unit(int64_t count, Body&& body) {
+  int64_t j = 0;
+  for (; j + V::width <= count; j += V::width) body.template operator()<V>(j);
+  for (; j < count; ++j) body.template operator()<Scalar>(j);
+}
+
+template <class V>
+void lstm_forward(const LstmForwardRows& a) {
+  const int64_t H = a.hidden, width = (a.coupled ? 3 : 4) * H;
+  // Gate block offsets: i, f, g, o, or i, g, o when coupled; peepholes i, f, o or i, o.
+  const int64_t gi = 0, gf = H, gg = a.coupled ? H : 2 * H, go = a.coupled ? 2 * H : 3 * H;
+  const int64_t po = a.coupled ? H : 2 * H;
+  const float* b = a.b_h;
+  const float* p = a.peephole;
+  for (int64_t row = 0; row < a.rows; ++row) {
+    const float* x = a.gates + row * width;
+    float* c = a.c + row * H;
+    float* h = a.h + row * H;
+    float* saved = a.saved != nullptr ? a.saved + row * a.saved_ld : nullptr;
+    for_each_unit<V>(H, [&]<class W>(int64_t j) {
+      const W one = W::set(1.0f);
+      const W c_prev = W::load(c + j);
+      W ai = W::load(x + gi + j) + W::load(b + gi + j);
+      if (p) ai = fma(W::load(p + j), c_prev, ai);
+      const W i = simd::sigmoid(ai);
+      W f = one - i;
+      if (!a.coupled) {
+        W af = W::load(x + gf + j) + W::load(b + gf + j);
+        if (p) af = fma(W::load(p + H + j), c_prev, af);
+        f = simd::sigmoid(af);
+      }
+      const W g = simd::tanh(W::load(x + gg + j) + W::load(b + gg + j));
+      const W c_new = fma(f, c_prev, i * g);
+      W ao = W::load(x + go + j) + W::load(b + go + j);
+      if (p) ao = fma(W::load(p + po + j), c_new, ao);
+      const W o = simd::sigmoid(ao);
+      const W tanh_c = simd::tanh(c_new);
+      c_new.store(c + j);
+      (o * tanh_c).store(h + j);
+      if (saved) {
+        i.store(saved + gi + j);
+        if (!a.coupled) f.store(saved + gf + j);
+        g.store(saved + gg + j);
+        o.store(saved + go + j);
+        c_prev.store(saved + width + j);
+        c_new.store(saved + width + H + j);
+        tanh_c.store(saved + width + 2 * H + j);
+      }
+    });
+  }
+}
+
+template <class V>
+void lstm_backward(const LstmBackwardRows& a) {
+  const int64_t H = a.hidden, width = (a.coupled ? 3 : 4) * H;
+  const int64_t gi = 0, gf = H, gg = a.coupled ? H : 2 * H, go = a.coupled ? 2 * H : 3 * H;
+  const int64_t po = a.coupled ? H : 2 * H;
+  const float* p = a.peephole;
+  float* dp = a.dpeephole;
+  for (int64_t row = 0; row < a.rows; ++row) {
+    const float* saved = a.saved + row * a.saved_ld;
+    const float* dh = a.dh + row * H;
+    float* dc = a.dc + row * H;
+    float* da = a.dgates + row * width;
+    for_each_unit<V>(H, [&]<class W>(int64_t j) {
+      const W one = W::set(1.0f);
+      const W i = W::load(saved + gi + j), g = W::load(saved + gg + j), o = W::load(saved + go + j);
+      const W f = a.coupled ? one - i : W::load(saved + gf + j);
+      const W c_prev = W::load(saved + width + j), c_new = W::load(saved + width + H + j);
+      const W tanh_c = W::load(saved + width + 2 * H + j);
+      const W dh_j = W::load(dh + j);
+      const W da_o = dh_j * tanh_c * o * (one - o);
+      W dc_total = fma(dh_j * o, one - tanh_c * tanh_c, W::load(dc + j));
+      if (p) dc_total = fma(da_o, W::load(p + po + j), dc_total);
+      const W da_g = dc_total * i * (one - g * g);
+      const W df = dc_total * c_prev;
+      const W di = a.coupled ? dc_total * g - df : dc_total * g;
+      const W da_i = di * i * (one - i);
+      W dc_prev = dc_total * f;
+      if (!a.coupled) {
+        const W da_f = df * f * (one - f);
+        da_f.store(da + gf + j);
+        if (p) {
+          dc_prev = fma(da_f, W::load(p + H + j), dc_prev);
+          fma(da_f, c_prev, W::load(dp + H + j)).store(dp + H + j);
+        }
+      }
+      if (p) {
+        dc_prev = fma(da_i, W::load(p + j), dc_prev);
+        fma(da_i, c_prev, W::load(dp + j)).store(dp + j);
+        fma(da_o, c_new, W::load(dp + po + j)).store(dp + po + j);
+      }
+      dc_prev.store(dc + j);
+      da_i.store(da + gi + j);
+      da_g.store(da + gg + j);
+      da_o.store(da + go + j);
+    });
+  }
+}
+
+template <class V>
+void sigmoid_sum(const SigmoidSumRows& a) {
+  for (int64_t row = 0; row < a.rows; ++row) {
+    float* x = a.a + row * a.lda;
+    const float* y = a.b + row * a.ldb;
+    for_each_unit<V>(a.width, [&]<class W>(int64_t j) {
+      simd::sigmoid(W::load(x + j) + W::load(y + j) + W::load(a.bias + j)).store(x + j);
+    });
+  }
+}
+
+template <class V>
+void gru_output(const GruOutputRows& a) {
+  const int64_t H = a.hidden;
+  for (int64_t row = 0; row < a.rows; ++row) {
+    const float* x = a.gates + row * 3 * H;
+    const float* ah_n = a.ah_n + row * a.ld_ah;
+    float* h = a.h + row * H;
+    float* saved = a.saved != nullptr ? a.saved + row * 4 * H : nullptr;
+    for_each_unit<V>(H, [&]<class W>(int64_t j) {
+      const W r = W::load(x + j), z = W::load(x + H + j), ax_n = W::load(x + 2 * H + j);
+      const W ah = W::load(ah_n + j) + W::load(a.b_hn + j);
+      const W n = simd::tanh(a.reset_after ? fma(r, ah, ax_n) : ax_n + ah);
+      const W h_prev = W::load(h + j);
+      fma(z, h_prev - n, n).store(h + j);  // (1 - z) n + z h(t-1)
+      if (saved) {
+        r.store(saved + j);
+        z.store(saved + H + j);
+        n.store(saved + 2 * H + j);
+        (a.reset_after ? ah : W::load(a.rh + row * a.ld_ah + j)).store(saved + 3 * H + j);
+      }
+    });
+  }
+}
+
+template <class V>
+void rnn_forward(const RnnForwardRows& a) {
+  const int64_t H = a.hidden;
+  for (int64_t row = 0; row < a.rows; ++row) {
+    const float* x = a.gates + row * H;
+    float* h = a.h + row * H;
+    for_each_unit<V>(H, [&]<class W>(int64_t j) {
+      const W pre = W::load(x + j) + W::load(a.b_h + j);
+      const W out = a.relu ? select_positive(pre, pre) : simd::tanh(pre);
+      out.store(h + j);
+      if (a.saved) out.store(a.saved + row * H + j);
+    });
+  }
+}
+
+template <class V>
+const PostGemmKernels* kernels(const char* name) {
+  static const PostGemmKernels table{name, lstm_forward<V>, lstm_backward<V>, sigmoid_sum<V>, gru_output<V>,
+                                     rnn_forward<V>};
+  return &table;
+}
+
+}  // namespace recur::kernels::RECUR_POST_GEMM_NAMESPACE
