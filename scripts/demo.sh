@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Sets up and builds recur, then runs its main job on data the repository ships.
-# Until training lands, the main job is interop: a 2-layer bidirectional nn.LSTM saved by PyTorch as a
-# state_dict (examples/pytorch_lstm/, made by its make_example.py) runs in recur on three sequences of
-# different lengths, and recur's output is checked against the output PyTorch computed.
+# Sets up and builds recur, then runs its main job on the text the repository ships: a character-level
+# LSTM language model trained on tiny-shakespeare (data/), then a sample of its text and its validation
+# bits per character. RECUR_DEMO_MINUTES sets the training time (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-example=examples/pytorch_lstm
-mkdir -p out
-echo "== recur inspect $example/model.safetensors"
-build/tools/recur/recur inspect $example/model.safetensors
-echo "== recur run: PyTorch's weights, a batch of 3 sequences of lengths 7, 4, 5"
-build/tools/recur/recur run --model $example/model.safetensors --input $example/x.npy \
-  --lengths $example/lengths.npy --h0 $example/h0.npy --c0 $example/c0.npy \
-  --output out/y.npy --final-state out/final --expect $example/y_torch.npy --tolerance 1e-5 --show
+minutes=${RECUR_DEMO_MINUTES:-10}
+recur=build/tools/recur/recur
+echo "== recur train: a 2-layer LSTM on tiny-shakespeare, $minutes minutes (out: runs/shakespeare)"
+mkdir -p runs
+$recur train --data data/tinyshakespeare.txt --minutes "$minutes" --out runs/shakespeare | tee runs/shakespeare.log
+echo "== recur sample --prime \"ROMEO:\""
+$recur sample --model runs/shakespeare --prime "ROMEO:" --length 500 --temperature 0.8
+echo
+echo "== held-out last 10% of the text:"
+grep "^validation:" runs/shakespeare.log | tail -1
+echo "training curve: runs/shakespeare/curve.svg"

@@ -13,6 +13,8 @@ _DTYPES = {np.dtype("<f4"): "F32", np.dtype("<f8"): "F64", np.dtype("<i4"): "I32
 def save(path, tensors, metadata=None):
     """tensors: dict name -> array (float32/float64/int32/int64), written in insertion order."""
     header, chunks, offset = {}, [], 0
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, array in tensors.items():
         array = np.ascontiguousarray(array)
         data = array.astype(array.dtype.newbyteorder("<")).tobytes()
@@ -20,8 +22,6 @@ def save(path, tensors, metadata=None):
                         "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     with open(path, "wb") as f:

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 
+#include "temp_files.hpp"
 #include "recur/error.hpp"
 #include "recur/npy.hpp"
 
@@ -19,21 +20,7 @@ using recur::Error;
 using recur::Shape;
 using recur::Tensor;
 
-// A fresh path in a directory of this process's own, removed when the tests exit.
-std::string temp_path(const std::string& name) {
-  struct Directory {
-    std::filesystem::path path =
-        std::filesystem::path(::testing::TempDir()) / ("recur_npy_" + std::to_string(::getpid()));
-    Directory() { std::filesystem::create_directories(path); }
-    ~Directory() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  };
-  static Directory directory;
-  static int counter = 0;
-  return (directory.path / (std::to_string(counter++) + "_" + name)).string();
-}
+using recur::test::temp_path;
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "io/onnx_proto.hpp"
+#include "temp_files.hpp"
 #include "recur/error.hpp"
 
 namespace {
@@ -19,21 +20,7 @@ using recur::Error;
 using recur::Shape;
 using namespace recur::onnx;
 
-// A fresh path in a directory of this process's own, removed when the tests exit.
-std::string temp_path(const std::string& name) {
-  struct Directory {
-    std::filesystem::path path =
-        std::filesystem::path(::testing::TempDir()) / ("recur_onnx_" + std::to_string(::getpid()));
-    Directory() { std::filesystem::create_directories(path); }
-    ~Directory() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  };
-  static Directory directory;
-  static int counter = 0;
-  return (directory.path / (std::to_string(counter++) + "_" + name)).string();
-}
+using recur::test::temp_path;
 
 // A protobuf encoder, the inverse of what the reader does, written from the wire-format spec.
 struct Encoder {

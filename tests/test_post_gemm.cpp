@@ -4,8 +4,11 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
+#include <utility>
 #include <vector>
 
+#include "kernels/gemm.hpp"
 #include "kernels/post_gemm.hpp"
 
 namespace {
@@ -95,6 +98,37 @@ TEST(KernelsActivations, EveryInstructionSetAgreesWithThePortableOne) {
     for (size_t k = 0; k < x.size(); ++k) {
       ASSERT_NEAR(s[k], s0[k], 1.2e-7) << kernels->instruction_set << " x=" << x[k];
       ASSERT_NEAR(t[k], t0[k], 1.2e-7) << kernels->instruction_set << " x=" << x[k];
+    }
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// The small-batch recurrent product (recur's own kernel, split across recur's threads) against a plain
+// double-precision product, on shapes with uneven column shares and a k that is not a vector multiple.
+TEST(KernelsRecurrentGemm, SmallBatchesMatchThePlainProduct) {
+  std::mt19937 generator(5);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (int64_t m : {1, 2, 3, 4, 5}) {  // 5: the BLAS path
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{2048 + 5, 512 + 3}, {12, 7}, {1024, 256}}) {
+      for (float beta : {0.0f, 1.0f}) {
+        std::vector<float> a(size_t(m * k)), w(size_t(n * k)), c(size_t(m * n));
+        for (float& v : a) v = uniform(generator);
+        for (float& v : w) v = uniform(generator);
+        for (float& v : c) v = uniform(generator);
+        const std::vector<float> c0 = c;
+        recur::kernels::recurrent_gemm_nt(m, n, k, a.data(), k, w.data(), k, beta, c.data(), n);
+        double worst = 0;
+        for (int64_t r = 0; r < m; ++r)
+          for (int64_t j = 0; j < n; ++j) {
+            double expected = beta * c0[size_t(r * n + j)];
+            for (int64_t q = 0; q < k; ++q) expected += double(a[size_t(r * k + q)]) * w[size_t(j * k + q)];
+            worst = std::max(worst, std::fabs(expected - c[size_t(r * n + j)]));
+          }
+        EXPECT_LT(worst, 1e-4) << "m=" << m << " n=" << n << " k=" << k << " beta=" << beta;
+      }
     }
   }
 }

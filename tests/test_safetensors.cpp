@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 
+#include "temp_files.hpp"
 #include "recur/error.hpp"
 #include "recur/safetensors.hpp"
 
@@ -21,21 +22,7 @@ using recur::Error;
 using recur::SafetensorsFile;
 using recur::Tensor;
 
-// A fresh path in a directory of this process's own, removed when the tests exit.
-std::string temp_path(const std::string& name) {
-  struct Directory {
-    std::filesystem::path path =
-        std::filesystem::path(::testing::TempDir()) / ("recur_st_" + std::to_string(::getpid()));
-    Directory() { std::filesystem::create_directories(path); }
-    ~Directory() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  };
-  static Directory directory;
-  static int counter = 0;
-  return (directory.path / (std::to_string(counter++) + "_" + name)).string();
-}
+using recur::test::temp_path;
 
 // 8-byte little-endian header size, header text, data bytes.
 std::vector<uint8_t> build_file(const std::string& header, const std::vector<uint8_t>& data) {

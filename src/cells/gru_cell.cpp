@@ -34,7 +34,7 @@ class GruCell final : public Cell {
     const float* w_h = weights_.w_h.data();
     const float* b = weights_.b_h.data();
     float* ah = step.scratch;
-    kernels::gemm_nt(step.rows, reset_after_ ? 3 * H : 2 * H, H, step.h, H, w_h, H, 0.0f, ah, ld);
+    kernels::recurrent_gemm_nt(step.rows, reset_after_ ? 3 * H : 2 * H, H, step.h, H, w_h, H, 0.0f, ah, ld);
     kernels::SigmoidSumRows rz;  // r and z, in place of ax_r, ax_z
     rz.rows = step.rows;
     rz.width = 2 * H;
@@ -47,7 +47,7 @@ class GruCell final : public Cell {
     if (!reset_after_) {  // ah_n = (r h) W_hn^T, the step's second GEMM
       for (int64_t row = 0; row < step.rows; ++row)
         for (int64_t j = 0; j < H; ++j) ah[row * ld + 2 * H + j] = step.gates[row * 3 * H + j] * step.h[row * H + j];
-      kernels::gemm_nt(step.rows, H, H, ah + 2 * H, ld, w_h + 2 * H * H, H, 0.0f, ah + 3 * H, ld);
+      kernels::recurrent_gemm_nt(step.rows, H, H, ah + 2 * H, ld, w_h + 2 * H * H, H, 0.0f, ah + 3 * H, ld);
     }
     kernels::GruOutputRows out;
     out.rows = step.rows;

@@ -25,7 +25,7 @@ class LstmCell final : public Cell {
 
   void forward_step(const StepForward& step) const override {
     const int64_t H = hidden_, width = gate_width();
-    kernels::gemm_nt(step.rows, width, H, step.h, H, weights_.w_h.data(), H, 1.0f, step.gates, width);
+    kernels::recurrent_gemm_nt(step.rows, width, H, step.h, H, weights_.w_h.data(), H, 1.0f, step.gates, width);
     kernels::LstmForwardRows rows;
     rows.rows = step.rows;
     rows.hidden = H;

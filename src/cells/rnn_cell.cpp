@@ -16,7 +16,7 @@ class RnnCell final : public Cell {
 
   void forward_step(const StepForward& step) const override {
     const int64_t H = hidden_;
-    kernels::gemm_nt(step.rows, H, H, step.h, H, weights_.w_h.data(), H, 1.0f, step.gates, H);
+    kernels::recurrent_gemm_nt(step.rows, H, H, step.h, H, weights_.w_h.data(), H, 1.0f, step.gates, H);
     kernels::RnnForwardRows rows;
     rows.rows = step.rows;
     rows.hidden = H;

@@ -26,4 +26,11 @@ inline void gemm_tn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda
   gemm(Transpose::yes, Transpose::no, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 
+// The recurrent product of a time step, C[m, n] = A[m, k] W[n, k]^T + beta C (beta 0 or 1). Batches of
+// at most 4 rows run on recur's own threads (kernels/thread_pool.hpp), each streaming its own rows of W:
+// there the product is bound by reading W, and BLAS's threading costs more than the product itself.
+// Larger batches go to BLAS.
+void recurrent_gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* w, int64_t ldw,
+                       float beta, float* c, int64_t ldc);
+
 }  // namespace recur::kernels

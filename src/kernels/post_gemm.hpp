@@ -67,6 +67,21 @@ struct RnnForwardRows {
   float* saved = nullptr;
 };
 
+// The recurrent product of a small batch, for output columns [n_begin, n_end) only (one thread's share):
+// C[r, n] = beta C[r, n] + sum_k A[r, k] W[n, k]. Each row of W is read once for all rows of A.
+struct SmallGemmRows {
+  int64_t rows = 0, k = 0;  // rows <= kSmallGemmMaxRows
+  int64_t n_begin = 0, n_end = 0;
+  const float* a = nullptr;  // [rows, lda]
+  int64_t lda = 0;
+  const float* w = nullptr;  // [N, ldw]
+  int64_t ldw = 0;
+  float beta = 1.0f;         // 0 or 1
+  float* c = nullptr;        // [rows, ldc]
+  int64_t ldc = 0;
+};
+constexpr int64_t kSmallGemmMaxRows = 4;
+
 struct PostGemmKernels {
   const char* instruction_set;
   void (*lstm_forward)(const LstmForwardRows&);
@@ -74,6 +89,7 @@ struct PostGemmKernels {
   void (*sigmoid_sum)(const SigmoidSumRows&);
   void (*gru_output)(const GruOutputRows&);
   void (*rnn_forward)(const RnnForwardRows&);
+  void (*small_gemm_nt)(const SmallGemmRows&);
 };
 
 // The kernels for this processor: AVX-512 if it has AVX512F, else AVX2 with FMA, else plain C++.

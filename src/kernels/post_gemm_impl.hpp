@@ -160,10 +160,55 @@ void rnn_forward(const RnnForwardRows& a) {
   }
 }
 
+// Rows of W in blocks of 4, each streamed once; ROWS (1..4) rows of A; 4 x ROWS vector accumulators.
+template <class V, int ROWS>
+void small_gemm_block(const SmallGemmRows& a) {
+  const int64_t K = a.k, k_vector = K - K % V::width;
+  int64_t n = a.n_begin;
+  for (; n + 4 <= a.n_end; n += 4) {
+    V acc[4][ROWS];
+    for (auto& per_w : acc)
+      for (V& v : per_w) v = V::set(0.0f);
+    for (int64_t k = 0; k < k_vector; k += V::width) {
+      V x[ROWS];
+      for (int r = 0; r < ROWS; ++r) x[r] = V::load(a.a + r * a.lda + k);
+      for (int i = 0; i < 4; ++i) {
+        const V w = V::load(a.w + (n + i) * a.ldw + k);
+        for (int r = 0; r < ROWS; ++r) acc[i][r] = fma(w, x[r], acc[i][r]);
+      }
+    }
+    for (int i = 0; i < 4; ++i)
+      for (int r = 0; r < ROWS; ++r) {
+        float total = acc[i][r].sum();
+        for (int64_t k = k_vector; k < K; ++k) total += a.w[(n + i) * a.ldw + k] * a.a[r * a.lda + k];
+        float& out = a.c[r * a.ldc + n + i];
+        out = a.beta == 0.0f ? total : out + total;
+      }
+  }
+  for (; n < a.n_end; ++n)  // the last columns of an uneven share
+    for (int r = 0; r < ROWS; ++r) {
+      float total = 0.0f;
+      for (int64_t k = 0; k < K; ++k) total += a.w[n * a.ldw + k] * a.a[r * a.lda + k];
+      float& out = a.c[r * a.ldc + n];
+      out = a.beta == 0.0f ? total : out + total;
+    }
+}
+
+template <class V>
+void small_gemm_nt(const SmallGemmRows& a) {
+  switch (a.rows) {
+    case 1: return small_gemm_block<V, 1>(a);
+    case 2: return small_gemm_block<V, 2>(a);
+    case 3: return small_gemm_block<V, 3>(a);
+    case 4: return small_gemm_block<V, 4>(a);
+    default: return;
+  }
+}
+
 template <class V>
 const PostGemmKernels* kernels(const char* name) {
-  static const PostGemmKernels table{name, lstm_forward<V>, lstm_backward<V>, sigmoid_sum<V>, gru_output<V>,
-                                     rnn_forward<V>};
+  static const PostGemmKernels table{name,           lstm_forward<V>, lstm_backward<V>, sigmoid_sum<V>,
+                                     gru_output<V>, rnn_forward<V>,  small_gemm_nt<V>};
   return &table;
 }
 

@@ -29,6 +29,7 @@ struct Scalar {
   static Scalar load(const float* p) { return {*p}; }
   static Scalar set(float x) { return {x}; }
   void store(float* p) const { *p = v; }
+  float sum() const { return v; }
   friend Scalar operator+(Scalar a, Scalar b) { return {a.v + b.v}; }
   friend Scalar operator-(Scalar a, Scalar b) { return {a.v - b.v}; }
   friend Scalar operator*(Scalar a, Scalar b) { return {a.v * b.v}; }
@@ -59,6 +60,7 @@ struct Avx512 {
   static Avx512 load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static Avx512 set(float x) { return {_mm512_set1_ps(x)}; }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
+  float sum() const { return _mm512_reduce_add_ps(v); }
   friend Avx512 operator+(Avx512 a, Avx512 b) { return {_mm512_add_ps(a.v, b.v)}; }
   friend Avx512 operator-(Avx512 a, Avx512 b) { return {_mm512_sub_ps(a.v, b.v)}; }
   friend Avx512 operator*(Avx512 a, Avx512 b) { return {_mm512_mul_ps(a.v, b.v)}; }
@@ -94,6 +96,11 @@ struct Avx2 {
   static Avx2 load(const float* p) { return {_mm256_loadu_ps(p)}; }
   static Avx2 set(float x) { return {_mm256_set1_ps(x)}; }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
+  float sum() const {
+    const __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    return _mm_cvtss_f32(_mm_add_ss(quarter, _mm_shuffle_ps(quarter, quarter, 1)));
+  }
   friend Avx2 operator+(Avx2 a, Avx2 b) { return {_mm256_add_ps(a.v, b.v)}; }
   friend Avx2 operator-(Avx2 a, Avx2 b) { return {_mm256_sub_ps(a.v, b.v)}; }
   friend Avx2 operator*(Avx2 a, Avx2 b) { return {_mm256_mul_ps(a.v, b.v)}; }

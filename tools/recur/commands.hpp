@@ -17,6 +17,7 @@ Command add_inspect_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
 Command add_sample_command(CLI::App& app);
 Command add_eval_command(CLI::App& app);
+Command add_experiment_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 
 }  // namespace recur::cli

@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
                                                      recur::cli::add_bench_command(app),
                                                      recur::cli::add_train_command(app),
                                                      recur::cli::add_sample_command(app),
-                                                     recur::cli::add_eval_command(app)};
+                                                     recur::cli::add_eval_command(app),
+                                                     recur::cli::add_experiment_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

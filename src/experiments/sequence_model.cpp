@@ -1,0 +1,290 @@
+// The recurrent network of the long-gap experiment (sequence_model.hpp).
+#include "experiments/sequence_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "recur/error.hpp"
+#include "recur/layers.hpp"
+
+namespace recur::experiments {
+namespace {
+
+RnnConfig rnn_config(const TaskShape& shape, const CellSpec& cell, int64_t hidden_size) {
+  RnnConfig c;
+  c.cell = cell;
+  c.input_size = shape.input_size;
+  c.hidden_size = hidden_size;
+  return c;
+}
+
+// [B, H] rows of a [1, B, H] state.
+Tensor as_rows(Tensor t) {
+  t.reshape({t.dim(1), t.dim(2)});
+  return t;
+}
+
+// Temporal order counts a sequence right when every output's error is below 0.3 (the paper's rule); with
+// softmax outputs that is exactly p(label) > 0.7.
+double class_threshold(LongGapTask task) {
+  return task == LongGapTask::temporal_order ? 1.0 - temporal_order_tolerance : 0.0;
+}
+
+double softplus(double a) { return std::max(a, 0.0) + std::log1p(std::exp(-std::abs(a))); }
+
+}  // namespace
+
+LossKind loss_kind(LongGapTask task) {
+  switch (task) {
+    case LongGapTask::adding:
+      return LossKind::regression_end;
+    case LongGapTask::reber:
+      return LossKind::symbols_each;
+    case LongGapTask::temporal_order:
+    case LongGapTask::language:
+      return LossKind::class_end;
+  }
+  return LossKind::class_end;
+}
+
+SequenceModel::SequenceModel(LongGapTask task, const CellSpec& cell, int64_t hidden_size, uint64_t seed,
+                             float forget_bias)
+    : task_(task),
+      kind_(loss_kind(task)),
+      shape_(long_gap_task_shape(task)),
+      rnn_(rnn_config(shape_, cell, hidden_size), seed) {
+  const int64_t H = hidden_size, O = shape_.output_size;
+  // Bias the gate that keeps the state towards keeping it: LSTM f (rows H..2H of i,f,g,o); coupled
+  // LSTM's f = 1 - i = sigmoid(-a_i), so i (rows 0..H) gets -bias; GRU z (rows H..2H of r,z,n).
+  Tensor& b_x = rnn_.parameters().layers[0].b_x;
+  const bool coupled = cell.family == CellFamily::lstm && cell.coupled_gates;
+  if (cell.family != CellFamily::rnn)
+    for (int64_t j = coupled ? 0 : H; j < (coupled ? H : 2 * H); ++j)
+      b_x[j] += coupled ? -forget_bias : forget_bias;
+  std::mt19937_64 rng(seed ^ 0x5eed0fbeefULL);
+  w_out_ = Tensor({O, H});
+  const float limit = 1.0f / std::sqrt(float(H));
+  for (float& v : w_out_.values()) v = (float(rng() >> 40) * 0x1p-23f - 1.0f) * limit;
+  b_out_ = Tensor({O});
+  d_rnn_.parameters = RnnParameters::zeros(rnn_.config());
+  dw_out_ = Tensor({O, H});
+  db_out_ = Tensor({O});
+}
+
+std::vector<Parameter> SequenceModel::parameters() {
+  LayerParameters& p = rnn_.parameters().layers[0];
+  LayerParameters& d = d_rnn_.parameters.layers[0];
+  std::vector<Parameter> list = {{"rnn.w_x", &p.w_x, &d.w_x},
+                                 {"rnn.w_h", &p.w_h, &d.w_h},
+                                 {"rnn.b_x", &p.b_x, &d.b_x},
+                                 {"rnn.b_h", &p.b_h, &d.b_h}};
+  if (!p.peephole.empty()) list.push_back({"rnn.peephole", &p.peephole, &d.peephole});
+  list.push_back({"out.weight", &w_out_, &dw_out_});
+  list.push_back({"out.bias", &b_out_, &db_out_});
+  return list;
+}
+
+void SequenceModel::zero_grad() {
+  for (const Parameter& p : parameters()) p.grad->fill(0.0f);
+}
+
+int64_t SequenceModel::parameter_count() const {
+  const LayerParameters& p = rnn_.parameters().layers[0];
+  return p.w_x.size() + p.w_h.size() + p.b_x.size() + p.b_h.size() + p.peephole.size() + w_out_.size() +
+         b_out_.size();
+}
+
+SequenceModel::Inputs SequenceModel::make_inputs(const std::vector<const SequenceExample*>& batch) const {
+  const int64_t B = int64_t(batch.size()), I = shape_.input_size;
+  Inputs in;
+  int64_t T = 1;
+  for (const SequenceExample* e : batch) T = std::max(T, e->length), in.lengths.push_back(e->length);
+  in.x = Tensor({T, B, I});
+  for (int64_t b = 0; b < B; ++b) {
+    const SequenceExample& e = *batch[size_t(b)];
+    for (int64_t t = 0; t < e.length; ++t) {
+      float* row = in.x.data() + (t * B + b) * I;
+      if (e.tokens.empty())
+        std::copy_n(e.inputs.data() + t * I, I, row);
+      else
+        row[e.tokens[size_t(t)]] = 1.0f;
+    }
+  }
+  return in;
+}
+
+// out: [B, O] for the end kinds; [steps * B, O] for symbols_each.
+BatchOutcome SequenceModel::score(const std::vector<const SequenceExample*>& batch, const Tensor& out,
+                                  int64_t steps, Tensor* dout, double scale) const {
+  const int64_t B = int64_t(batch.size()), O = shape_.output_size;
+  BatchOutcome r;
+  r.right.assign(size_t(B), 1);
+  if (dout) *dout = Tensor(out.shape());
+  double loss = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const SequenceExample& e = *batch[size_t(b)];
+    if (kind_ == LossKind::regression_end) {
+      const double err = double(out[b]) - e.value;
+      loss += 0.5 * err * err;
+      r.right[size_t(b)] = std::abs(err) < adding_tolerance;
+      if (dout) (*dout)[b] = float(err * scale);
+    } else if (kind_ == LossKind::class_end) {
+      const float* o = out.data() + b * O;
+      const double top = *std::max_element(o, o + O);
+      double sum = 0;
+      for (int64_t k = 0; k < O; ++k) sum += std::exp(o[k] - top);
+      const double p_label = std::exp(o[e.label] - top) / sum;
+      loss -= std::log(std::max(p_label, 1e-300));
+      const bool largest = std::max_element(o, o + O) - o == e.label;
+      r.right[size_t(b)] = largest && p_label > class_threshold(task_);
+      if (dout)
+        for (int64_t k = 0; k < O; ++k)
+          (*dout)[b * O + k] = float((std::exp(o[k] - top) / sum - (k == e.label)) * scale);
+    } else {
+      for (int64_t t = 0; t < std::min(e.length, steps); ++t) {
+        const float* o = out.data() + (t * B + b) * O;
+        const uint8_t allowed = e.next_symbols[size_t(t)];
+        float low_allowed = std::numeric_limits<float>::infinity();
+        float high_other = -std::numeric_limits<float>::infinity();
+        for (int64_t k = 0; k < O; ++k) {
+          const bool z = (allowed >> k) & 1;
+          if (z)
+            low_allowed = std::min(low_allowed, o[k]);
+          else
+            high_other = std::max(high_other, o[k]);
+          loss += softplus(o[k]) - (z ? o[k] : 0.0);
+          if (dout) (*dout)[(t * B + b) * O + k] = float((1.0 / (1.0 + std::exp(-o[k])) - z) * scale);
+        }
+        if (!(low_allowed > high_other)) r.right[size_t(b)] = 0;
+      }
+    }
+  }
+  r.loss = loss / double(B);
+  return r;
+}
+
+BatchOutcome SequenceModel::train_batch(const std::vector<const SequenceExample*>& batch) {
+  const int64_t B = int64_t(batch.size()), H = rnn_.config().hidden_size;
+  Inputs in = make_inputs(batch);
+  const int64_t T = in.x.dim(0);
+  SequenceOptions options;
+  options.lengths = in.lengths;
+  Tape tape;
+  RnnOutput y = rnn_.forward(in.x, options, tape);
+  Tensor out, dout;
+  if (kind_ == LossKind::symbols_each) {
+    y.y.reshape({T * B, H});
+    linear_forward(y.y, w_out_, b_out_, out);
+    BatchOutcome r = score(batch, out, T, &dout, 1.0 / double(B));
+    Tensor dy;
+    linear_backward(y.y, w_out_, dout, &dy, dw_out_, db_out_);
+    dy.reshape({T, B, H});
+    rnn_.backward(tape, dy, RnnState{}, d_rnn_);
+    return r;
+  }
+  const Tensor last = as_rows(std::move(y.final_state.h));
+  linear_forward(last, w_out_, b_out_, out);
+  BatchOutcome r = score(batch, out, T, &dout, 1.0 / double(B));
+  RnnState d_final;
+  linear_backward(last, w_out_, dout, &d_final.h, dw_out_, db_out_);
+  d_final.h.reshape({1, B, H});
+  rnn_.backward(tape, Tensor({T, B, H}), d_final, d_rnn_);
+  return r;
+}
+
+BatchOutcome SequenceModel::evaluate(const std::vector<const SequenceExample*>& batch) const {
+  const int64_t B = int64_t(batch.size()), H = rnn_.config().hidden_size;
+  Inputs in = make_inputs(batch);
+  const int64_t T = in.x.dim(0);
+  SequenceOptions options;
+  options.lengths = in.lengths;
+  RnnOutput y = rnn_.forward(in.x, options);
+  Tensor out;
+  if (kind_ == LossKind::symbols_each) {
+    y.y.reshape({T * B, H});
+    linear_forward(y.y, w_out_, b_out_, out);
+  } else {
+    linear_forward(as_rows(std::move(y.final_state.h)), w_out_, b_out_, out);
+  }
+  return score(batch, out, T, nullptr, 1.0);
+}
+
+int64_t SequenceModel::count_wrong(const std::vector<SequenceExample>& examples, int64_t batch) const {
+  int64_t wrong = 0;
+  for (size_t start = 0; start < examples.size(); start += size_t(batch)) {
+    std::vector<const SequenceExample*> part;
+    for (size_t i = start; i < std::min(examples.size(), start + size_t(batch)); ++i)
+      part.push_back(&examples[i]);
+    for (uint8_t ok : evaluate(part).right) wrong += !ok;
+  }
+  return wrong;
+}
+
+std::vector<double> SequenceModel::hidden_gradient_norms(const std::vector<SequenceExample>& examples) const {
+  if (examples.empty()) return {};
+  std::vector<const SequenceExample*> batch;
+  for (const SequenceExample& e : examples) batch.push_back(&e);
+  const int64_t B = int64_t(batch.size()), H = rnn_.config().hidden_size, I = shape_.input_size;
+  const Inputs in = make_inputs(batch);
+  const int64_t T = in.x.dim(0);
+  int64_t shortest = T;
+  for (int64_t len : in.lengths) shortest = std::min(shortest, len);
+  const bool cell_state = rnn_.config().cell.has_cell_state();
+
+  // Forward one step at a time; a sequence that has ended runs a step of length 0 (its state passes).
+  std::vector<Tape> tapes(static_cast<size_t>(T));
+  RnnState state{Tensor({1, B, H}), cell_state ? Tensor({1, B, H}) : Tensor()};
+  for (int64_t t = 0; t < T; ++t) {
+    Tensor x_t({1, B, I});
+    std::copy_n(in.x.data() + t * B * I, B * I, x_t.data());
+    SequenceOptions options;
+    for (int64_t len : in.lengths) options.lengths.push_back(t < len ? 1 : 0);
+    options.h0 = &state.h;
+    if (cell_state) options.c0 = &state.c;
+    state = rnn_.forward(x_t, options, tapes[size_t(t)]).final_state;
+  }
+
+  // The loss of each sequence's last step, summed over sequences so that row b's gradient is its own.
+  const Tensor last = as_rows(state.h);
+  Tensor out, dout;
+  linear_forward(last, w_out_, b_out_, out);
+  if (kind_ == LossKind::symbols_each) {
+    // Score only the last step: a batch of one step whose "next symbols" are each sequence's last.
+    std::vector<SequenceExample> tails(static_cast<size_t>(B));
+    std::vector<const SequenceExample*> tail_ptrs;
+    for (int64_t b = 0; b < B; ++b) {
+      tails[size_t(b)].length = 1;
+      tails[size_t(b)].next_symbols = {batch[size_t(b)]->next_symbols.back()};
+      tail_ptrs.push_back(&tails[size_t(b)]);
+    }
+    score(tail_ptrs, out, 1, &dout, 1.0);
+  } else {
+    score(batch, out, 1, &dout, 1.0);
+  }
+  Tensor dw = w_out_, db = b_out_;
+  RnnState d{Tensor(), cell_state ? Tensor({1, B, H}) : Tensor()};
+  linear_backward(last, w_out_, dout, &d.h, dw, db);
+  d.h.reshape({1, B, H});
+
+  std::vector<double> sum(size_t(shortest), 0.0);
+  RnnGradients grads;
+  grads.parameters = RnnParameters::zeros(rnn_.config());
+  const Tensor dy({1, B, H});
+  for (int64_t t = T - 1; t >= 0; --t) {
+    // d holds dL/d(state after step t).
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t k = in.lengths[size_t(b)] - 1 - t;
+      if (k < 0 || k >= shortest) continue;
+      double s = 0;
+      for (int64_t j = 0; j < H; ++j) s += double(d.h[b * H + j]) * d.h[b * H + j];
+      sum[size_t(k)] += std::sqrt(s);
+    }
+    rnn_.backward(tapes[size_t(t)], dy, d, grads);
+    d = grads.initial_state;
+  }
+  for (double& s : sum) s /= double(B);
+  return sum;
+}
+
+}  // namespace recur::experiments

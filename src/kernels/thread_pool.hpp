@@ -1,0 +1,42 @@
+#pragma once
+// recur's own threads, for the work inside a time step that is too small for BLAS's threading: a step
+// of a batch-1 network is a matrix-vector product of some microseconds, and waking BLAS's threads, or
+// sleeping between steps, costs as much. The workers spin between tasks (then sleep after about a
+// millisecond idle), so that a step starts on every core at once.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <thread>
+#include <vector>
+
+namespace recur::kernels {
+
+class ThreadPool {
+ public:
+  // The process's pool, sized by recur::num_threads() when first used.
+  static ThreadPool& instance();
+
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return int(workers_.size()) + 1; }
+  // Runs task(index, size()) on every thread, the caller being index 0; returns when all have finished.
+  // Not reentrant: one run at a time.
+  void run(const std::function<void(int, int)>& task);
+
+ private:
+  void work(int index);
+
+  std::vector<std::thread> workers_;
+  std::atomic<uint64_t> generation_{0};  // bumped once per task (and to stop)
+  std::atomic<int> pending_{0};          // workers still running the current task
+  std::atomic<bool> stop_{false};
+  const std::function<void(int, int)>* task_ = nullptr;
+};
+
+// Resizes the process's pool (recur::set_num_threads calls it).
+void resize_thread_pool(int threads);
+
+}  // namespace recur::kernels
