@@ -81,6 +81,7 @@ def parse_args():
     p.add_argument("--report-every", type=int, default=50, help="updates between progress reports")
     p.add_argument("--max-bad-steps", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--init-from", default="", help="start from the weights of a recur checkpoint (same sizes)")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     o = p.parse_args()
     if o.minutes == 0 and o.epochs == 0 and o.steps == 0:
@@ -242,6 +243,13 @@ def main():
     streams = torch.tensor(train[: B * S], dtype=torch.long).view(B, S)
     bpe = (S - 1 + T_max - 1) // T_max
     model = make_model(o, V)
+    if o.init_from:  # recur's parameter names: embedding.weight, rnn.<field>_l<k>, decoder.weight/bias
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+        import safetensors_numpy
+        tensors, _ = safetensors_numpy.load(o.init_from)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(torch.from_numpy(tensors[name.replace("rnn.", "rnn.", 1)].copy()))
     parameters = list(model.parameters())
     optimizer = torch.optim.Adam(parameters, lr=o.lr, betas=(o.beta1, o.beta2), eps=1e-8)
     log(f"training {o.data}: {o.cell} {o.layers}x{o.hidden}, embedding {model.embedding.embedding_dim}, "

@@ -123,7 +123,7 @@ struct LongGapRunConfig {
 
 struct LongGapRunResult {
   bool solved = false;
-  double test_error = 1;  // fraction of test sequences wrong (reber: of both sets' strings)
+  double test_error = 1;  // fraction of the test sequences wrong (reber: of the 256 test strings)
   int64_t test_wrong = 0, test_count = 0;
   int64_t sequences = 0;  // training sequences seen until solved (or the whole budget)
   double seconds = 0;

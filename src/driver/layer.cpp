@@ -46,8 +46,9 @@ void layer_forward(const LayerForward& args, std::vector<float>& scratch) {
   float* step_scratch = gates + T * B * width;
   // gates = x W_x^T + b_x over all T*B rows at once.
   for (int64_t row = 0; row < T * B; ++row) std::copy_n(args.weights->b_x.data(), width, gates + row * width);
-  kernels::gemm_nt(T * B, width, args.input_size, args.x, args.input_size, args.weights->w_x.data(),
-                   args.input_size, 1.0f, gates, width);
+  // (A one-step stream of a small batch has few rows here too: recur's own kernel takes those.)
+  kernels::recurrent_gemm_nt(T * B, width, args.input_size, args.x, args.input_size, args.weights->w_x.data(),
+                             args.input_size, 1.0f, gates, width);
 
   if (args.tape != nullptr) {
     args.tape->h_prev.assign(static_cast<size_t>(T * B * H), 0.0f);
