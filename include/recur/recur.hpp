@@ -3,6 +3,7 @@
 #include "recur/cell.hpp"
 #include "recur/error.hpp"
 #include "recur/language_model.hpp"
+#include "recur/long_gap.hpp"
 #include "recur/layers.hpp"
 #include "recur/model_file.hpp"
 #include "recur/npy.hpp"
