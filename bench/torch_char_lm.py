@@ -11,7 +11,7 @@ src/nn/language_model.cpp):
               batch k of an epoch is tokens [kT, kT + T] of every stream, time-major (the last batch of
               an epoch may be shorter); S - 1 predicted tokens per stream per epoch. The state carries
               across batches without gradient (detach) and is zero at the start of every epoch.
-  model       embedding (width min(64, V) unless --embedding; uniform +-0.1) -> dropout -> LSTM layers
+  model       embedding (width min(64, V) unless --embedding; N(0, 1) as recur) -> dropout -> LSTM layers
               (PyTorch's init; dropout between layers) -> dropout -> linear (weight uniform
               +-1/sqrt(H), bias 0) -> cross-entropy, mean over the T*B tokens.
   update      global-norm clipping (norm in float64; scale max/norm when norm > max), then Adam
@@ -164,7 +164,6 @@ def make_model(o, vocab_size):
             self.rnn = kinds[o.cell](E, o.hidden, o.layers, dropout=o.dropout if o.layers > 1 else 0.0)
             self.decoder = nn.Linear(o.hidden, vocab_size)
             with torch.no_grad():  # recur's initialisation (the LSTM keeps PyTorch's, which recur copies)
-                self.embedding.weight.uniform_(-0.1, 0.1)
                 bound = 1.0 / math.sqrt(o.hidden)
                 self.decoder.weight.uniform_(-bound, bound)
                 self.decoder.bias.zero_()

@@ -49,8 +49,8 @@ class CliTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(out_); }
   std::string run_example(const std::string& extra) const {
-    return "run --model " + kExample + "/model.safetensors --input " + kExample + "/x.npy --lengths " + kExample +
-           "/lengths.npy --h0 " + kExample + "/h0.npy --c0 " + kExample + "/c0.npy " + extra;
+    return "run --model " + kExample + "/model.safetensors --input " + kExample + "/x.npy --lengths " +
+           kExample + "/lengths.npy --h0 " + kExample + "/h0.npy --c0 " + kExample + "/c0.npy " + extra;
   }
   fs::path out_;
 };
@@ -63,10 +63,11 @@ float max_abs_difference(const recur::Tensor& a, const recur::Tensor& b) {
 }
 
 TEST_F(CliTest, RunMatchesPyTorchOnTheShippedExample) {
-  const Result r =
-      run_cli(run_example("--output " + (out_ / "y.npy").string() + " --final-state " + (out_ / "final").string()));
+  const Result r = run_cli(
+      run_example("--output " + (out_ / "y.npy").string() + " --final-state " + (out_ / "final").string()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const float y_error = max_abs_difference(recur::read_npy((out_ / "y.npy").string()), recur::read_npy(kExample + "/y_torch.npy"));
+  const float y_error = max_abs_difference(recur::read_npy((out_ / "y.npy").string()),
+                                           recur::read_npy(kExample + "/y_torch.npy"));
   const float h_error = max_abs_difference(recur::read_npy((out_ / "final_h.npy").string()),
                                            recur::read_npy(kExample + "/h_n_torch.npy"));
   const float c_error = max_abs_difference(recur::read_npy((out_ / "final_c.npy").string()),
@@ -78,9 +79,9 @@ TEST_F(CliTest, RunMatchesPyTorchOnTheShippedExample) {
 
 TEST_F(CliTest, RunExpectFailsBeyondTolerance) {
   // The initial states matter: without them the output differs from PyTorch's and --expect says so.
-  const Result r = run_cli("run --model " + kExample + "/model.safetensors --input " + kExample + "/x.npy --lengths " +
-                           kExample + "/lengths.npy --output " + (out_ / "y.npy").string() + " --expect " + kExample +
-                           "/y_torch.npy");
+  const Result r = run_cli("run --model " + kExample + "/model.safetensors --input " + kExample +
+                           "/x.npy --lengths " + kExample + "/lengths.npy --output " +
+                           (out_ / "y.npy").string() + " --expect " + kExample + "/y_torch.npy");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("exceeds the tolerance"), std::string::npos) << r.err;
 }
@@ -102,8 +103,8 @@ TEST_F(CliTest, MissingModelIsOneClearLine) {
 
 TEST_F(CliTest, WrongInputWidthNamesTheSizes) {
   // h0 [4, 3, 16] given as the input: its last dimension is not the model's input size 8.
-  const Result r = run_cli("run --model " + kExample + "/model.safetensors --input " + kExample + "/h0.npy --output " +
-                           (out_ / "y.npy").string());
+  const Result r = run_cli("run --model " + kExample + "/model.safetensors --input " + kExample +
+                           "/h0.npy --output " + (out_ / "y.npy").string());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("input_size 8"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("16"), std::string::npos) << r.err;
@@ -111,8 +112,8 @@ TEST_F(CliTest, WrongInputWidthNamesTheSizes) {
 }
 
 TEST_F(CliTest, WrongCellForTheFileIsRefused) {
-  const Result r = run_cli("run --model " + kExample + "/model.safetensors --input " + kExample + "/x.npy --output " +
-                           (out_ / "y.npy").string() + " --cell gru");
+  const Result r = run_cli("run --model " + kExample + "/model.safetensors --input " + kExample +
+                           "/x.npy --output " + (out_ / "y.npy").string() + " --cell gru");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_FALSE(r.err.empty());
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "numeric_checks.hpp"
 #include "recur/error.hpp"
 #include "recur/rnn.hpp"
 #include "recur/stream.hpp"
@@ -51,17 +52,6 @@ std::vector<double> float_values(size_t count, double scale, std::mt19937_64& rn
   std::vector<double> out(count);
   for (double& v : out) v = static_cast<float>(uniform(rng));
   return out;
-}
-
-// max |actual - expected| / (1 + max |expected|)
-double scaled_error(const std::vector<double>& actual, const std::vector<double>& expected) {
-  if (actual.size() != expected.size()) return std::numeric_limits<double>::infinity();
-  double diff = 0, scale = 0;
-  for (size_t j = 0; j < actual.size(); ++j) {
-    diff = std::max(diff, std::abs(actual[j] - expected[j]));
-    scale = std::max(scale, std::abs(expected[j]));
-  }
-  return diff / (1 + scale);
 }
 
 struct ErrorLog {

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "experiments/sequence_model.hpp"
+#include "numeric_checks.hpp"
 #include "recur/error.hpp"
 #include "recur/long_gap.hpp"
 #include "recur/runtime.hpp"
@@ -160,7 +161,7 @@ TEST(LongGapTasks, ParameterCountsMatchTheModelAndTheMatching) {
   for (LongGapTask task : {LongGapTask::adding, LongGapTask::reber, LongGapTask::language}) {
     for (const CellSpec& cell : {CellSpec::rnn_tanh(), CellSpec::lstm(), CellSpec::peephole_lstm(),
                                  CellSpec::coupled_lstm(), CellSpec::gru()}) {
-      const experiments::SequenceModel model(task, cell, 7, 1, 1.0f);
+      experiments::SequenceModel model(task, cell, 7, 1, 1.0f);
       EXPECT_EQ(model.parameter_count(), long_gap_parameter_count(task, cell, 7)) << cell.name();
       const int64_t budget = long_gap_parameter_count(task, CellSpec::lstm(), 16);
       const int64_t H = hidden_size_for_parameters(task, cell, budget);
@@ -170,8 +171,48 @@ TEST(LongGapTasks, ParameterCountsMatchTheModelAndTheMatching) {
   }
 }
 
+// The model's gradients (any stack, the output read at each sequence's last step, lengths differing)
+// against central differences of its loss.
+TEST(LongGapGradients, TrainBatchGradientsMatchFiniteDifferencesForEveryKindOfStack) {
+  StackSpec clockwork(StackKind::clockwork);
+  clockwork.periods = {1, 2};
+  for (const StackSpec& cell : {StackSpec(CellSpec::lstm()), StackSpec(StackKind::dglstm), clockwork,
+                                StackSpec(StackKind::gridlstm)}) {
+    for (LongGapTask task : {LongGapTask::adding, LongGapTask::reber}) {
+      experiments::SequenceModel model(task, cell, 4, 3, 1.0f);
+      std::mt19937_64 rng(5);
+      const std::vector<SequenceExample> examples = make_long_gap_examples(task, 6, 3, rng);
+      std::vector<const SequenceExample*> batch;
+      for (const SequenceExample& e : examples) batch.push_back(&e);
+      model.zero_grad();
+      model.train_batch(batch);
+      std::vector<Tensor> analytic;
+      for (const Parameter& p : model.parameters()) analytic.push_back(*p.grad);
+      const auto loss = [&] { return model.evaluate(batch).loss; };
+      size_t index = 0;
+      for (const Parameter& p : model.parameters()) {
+        const Tensor& grad = analytic[index++];
+        for (int k = 0; k < 3; ++k) {
+          const int64_t i = int64_t(rng() % uint64_t(p.value->size()));
+          const double numeric = central_difference((*p.value)[i], 1e-2, loss);
+          EXPECT_NEAR(grad[i], numeric, 2e-3 + 2e-2 * std::fabs(numeric))
+              << cell.name() << " " << long_gap_task_name(task) << " " << p.name << "[" << i << "]";
+        }
+      }
+    }
+  }
+}
+
 // dL/dh(t) from the step-by-step probe against central differences: perturb h(t) (the state after
 // step t), run the rest of the sequence from it, and read the loss 0.5 (w h_last + b - target)^2.
+TEST(LongGapTasks, VariantsCountTheirOwnParameters) {
+  for (StackKind kind : {StackKind::dglstm, StackKind::clockwork, StackKind::gridlstm}) {
+    experiments::SequenceModel model(LongGapTask::adding, StackSpec(kind), 8, 1, 1.0f);
+    EXPECT_EQ(model.parameter_count(), long_gap_parameter_count(LongGapTask::adding, StackSpec(kind), 8));
+    EXPECT_THROW(model.rnn(), Error);  // the gradient probe is the core's
+  }
+}
+
 TEST(LongGapGradients, HiddenGradientNormsMatchFiniteDifferences) {
   set_num_threads(1);
   for (const CellSpec& cell : {CellSpec::rnn_tanh(), CellSpec::lstm()}) {

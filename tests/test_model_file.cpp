@@ -9,9 +9,9 @@
 #include <fstream>
 #include <functional>
 
-#include "temp_files.hpp"
 #include "recur/error.hpp"
 #include "recur/model_file.hpp"
+#include "temp_files.hpp"
 
 namespace {
 

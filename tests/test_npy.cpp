@@ -10,9 +10,9 @@
 #include <fstream>
 #include <functional>
 
-#include "temp_files.hpp"
 #include "recur/error.hpp"
 #include "recur/npy.hpp"
+#include "temp_files.hpp"
 
 namespace {
 

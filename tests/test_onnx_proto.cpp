@@ -11,8 +11,8 @@
 #include <functional>
 
 #include "io/onnx_proto.hpp"
-#include "temp_files.hpp"
 #include "recur/error.hpp"
+#include "temp_files.hpp"
 
 namespace {
 

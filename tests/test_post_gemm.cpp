@@ -18,8 +18,10 @@ using recur::kernels::PostGemmKernels;
 std::vector<const PostGemmKernels*> available() {
   std::vector<const PostGemmKernels*> all;
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && recur::kernels::post_gemm_avx512()) all.push_back(recur::kernels::post_gemm_avx512());
-  if (__builtin_cpu_supports("avx2") && recur::kernels::post_gemm_avx2()) all.push_back(recur::kernels::post_gemm_avx2());
+  if (__builtin_cpu_supports("avx512f") && recur::kernels::post_gemm_avx512())
+    all.push_back(recur::kernels::post_gemm_avx512());
+  if (__builtin_cpu_supports("avx2") && recur::kernels::post_gemm_avx2())
+    all.push_back(recur::kernels::post_gemm_avx2());
   all.push_back(recur::kernels::post_gemm_scalar());
   return all;
 }
@@ -66,8 +68,8 @@ TEST(KernelsActivations, SigmoidAndTanhAreAccurateEverywhere) {
       worst_sigmoid = std::max(worst_sigmoid, std::fabs(s[k] - 1.0 / (1.0 + std::exp(-double(x[k])))));
       worst_tanh = std::max(worst_tanh, std::fabs(t[k] - std::tanh(double(x[k]))));
     }
-    std::printf("[kernels %s] max abs error: sigmoid %.3g, tanh %.3g\n", kernels->instruction_set, worst_sigmoid,
-                worst_tanh);
+    std::printf("[kernels %s] max abs error: sigmoid %.3g, tanh %.3g\n", kernels->instruction_set,
+                worst_sigmoid, worst_tanh);
     EXPECT_LT(worst_sigmoid, 2e-7) << kernels->instruction_set;
     EXPECT_LT(worst_tanh, 3e-7) << kernels->instruction_set;
   }

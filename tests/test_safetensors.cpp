@@ -11,9 +11,9 @@
 #include <fstream>
 #include <limits>
 
-#include "temp_files.hpp"
 #include "recur/error.hpp"
 #include "recur/safetensors.hpp"
+#include "temp_files.hpp"
 
 namespace {
 

@@ -36,7 +36,8 @@ for name, make in [("rnn_relu", lambda: torch.nn.RNN(3, 5, 2, nonlinearity="relu
 )PY";
 
 TEST(TorchModelFile, RecurFileLoadsInPyTorch) {
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3 torch";
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no python3 torch";
   const fs::path dir = fs::path(::testing::TempDir()) / ("recur_interop_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   recur::Tensor x({6, 2, 3});
@@ -50,7 +51,10 @@ TEST(TorchModelFile, RecurFileLoadsInPyTorch) {
   }
   std::ofstream(dir / "load.py") << kLoadInTorch;
   const std::string scripts = std::string(RECUR_FIXTURE_DIR) + "/../../scripts";
-  ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "load.py").string() + " " + scripts + " " + dir.string()).c_str()), 0);
+  ASSERT_EQ(
+      std::system(
+          ("/usr/bin/python3 " + (dir / "load.py").string() + " " + scripts + " " + dir.string()).c_str()),
+      0);
   for (const auto& [cell, rnn] : networks) {
     const recur::Tensor y = rnn.forward(x).y;
     const recur::Tensor y_torch = recur::read_npy((dir / (cell + "_y_torch.npy")).string());

@@ -17,7 +17,7 @@ TEST(TorchLanguageModel, LossAndEveryGradientMatchPyTorch) {
       recur::SafetensorsFile::read(std::string(RECUR_FIXTURE_DIR) + "/lm_torch.safetensors");
   const int64_t T = 7, B = 3, H = 6;
   recur::LanguageModelConfig config;
-  config.cell = recur::CellSpec::lstm();
+  config.stack = recur::CellSpec::lstm();
   config.vocab_size = 11;
   config.embedding_size = 8;
   config.hidden_sizes = {H, H};
@@ -27,9 +27,11 @@ TEST(TorchLanguageModel, LossAndEveryGradientMatchPyTorch) {
   std::vector<int32_t> inputs, targets;
   for (double v : file.tensor_f64("inputs")) inputs.push_back(int32_t(v));
   for (double v : file.tensor_f64("targets")) targets.push_back(int32_t(v));
-  std::vector<recur::RnnState> state;
-  for (int l = 0; l < 2; ++l)
-    state.push_back({file.tensor("h0_l" + std::to_string(l)), file.tensor("c0_l" + std::to_string(l))});
+  std::vector<recur::Tensor> state;  // per layer h, c
+  for (int l = 0; l < 2; ++l) {
+    state.push_back(file.tensor("h0_l" + std::to_string(l)));
+    state.push_back(file.tensor("c0_l" + std::to_string(l)));
+  }
 
   std::mt19937_64 rng(1);
   model.zero_grad();
@@ -44,7 +46,8 @@ TEST(TorchLanguageModel, LossAndEveryGradientMatchPyTorch) {
       ASSERT_NEAR((*p.grad)[i], expected[size_t(i)], 1e-6) << "grad " << p.name << "[" << i << "]";
     }
   }
-  std::printf("[ lm fixture ] loss %.9f vs PyTorch %.9f, max gradient error %.3g\n", loss, file.tensor_f64("loss")[0], worst);
+  std::printf("[ lm fixture ] loss %.9f vs PyTorch %.9f, max gradient error %.3g\n", loss,
+              file.tensor_f64("loss")[0], worst);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "numeric_checks.hpp"
 #include "recur/error.hpp"
 #include "recur/language_model.hpp"
 #include "recur/layers.hpp"
@@ -109,36 +110,36 @@ TEST(TrainLayers, DropoutIsInvertedSeededAndMasksItsGradient) {
   for (int i = 0; i < 20000; ++i) EXPECT_FLOAT_EQ(d[i], 2.0f * mask[size_t(i)]);
 }
 
-// The model's analytic gradients against central differences of its loss (no dropout: deterministic).
+// The model's analytic gradients against central differences of its loss. With dropout the loss is
+// made deterministic by drawing the same masks each time (a fresh generator with the same seed).
 void check_model_gradients(const LanguageModelConfig& config) {
   LanguageModel model(config, 5);
   const int64_t T = 3, B = 2;
   const std::vector<int32_t> inputs{0, 1, 2, 3, 4, 0}, targets{1, 2, 3, 4, 0, 2};
   const TokenBatch batch{inputs, targets, T, B};
   std::mt19937_64 rng(6), pick(7);
-  std::vector<RnnState> initial = model.zero_state(B);
-  for (auto& s : initial) {  // a carried state, as in truncated BPTT
-    for (float& v : s.h.values()) v = std::normal_distribution<float>(0, 0.5f)(pick);
-    for (float& v : s.c.values()) v = std::normal_distribution<float>(0, 0.5f)(pick);
-  }
+  std::vector<Tensor> initial = model.zero_state(B);
+  for (Tensor& s : initial)  // a carried state, as in truncated BPTT
+    if (s.rank() > 1)        // h and c; a clockwork's step counts ([B]) stay whole numbers
+      for (float& v : s.values()) v = std::normal_distribution<float>(0, 0.5f)(pick);
   model.zero_grad();
-  std::vector<RnnState> state = initial;
+  std::vector<Tensor> state = initial;
   model.forward_backward(batch, state, rng);
+  std::vector<Tensor> analytic_grads;  // forward_backward below accumulates into the grads again
+  for (const Parameter& p : model.parameters()) analytic_grads.push_back(*p.grad);
   const auto loss = [&] {
-    std::vector<RnnState> s = initial;
-    return model.evaluate(batch, s);
+    std::vector<Tensor> s = initial;
+    if (config.dropout == 0.0f) return model.evaluate(batch, s);
+    std::mt19937_64 same_masks(6);
+    return model.forward_backward(batch, s, same_masks);
   };
   int checked = 0;
+  size_t index = 0;
   for (const Parameter& p : model.parameters()) {
+    const Tensor& grad = analytic_grads[index++];
     for (int k = 0; k < 4; ++k) {
       const int64_t i = int64_t(pick() % uint64_t(p.value->size()));
-      const float saved = (*p.value)[i], eps = 1e-2f;
-      (*p.value)[i] = saved + eps;
-      const double plus = loss();
-      (*p.value)[i] = saved - eps;
-      const double minus = loss();
-      (*p.value)[i] = saved;
-      const double numeric = (plus - minus) / (2 * eps), analytic = (*p.grad)[i];
+      const double numeric = central_difference((*p.value)[i], 1e-2, loss), analytic = grad[i];
       EXPECT_NEAR(analytic, numeric, 2e-3 + 2e-2 * std::fabs(numeric)) << p.name << "[" << i << "]";
       ++checked;
     }
@@ -150,12 +151,43 @@ TEST(TrainLanguageModel, GradientsMatchFiniteDifferencesLstmTwoLayers) {
   check_model_gradients({CellSpec::lstm(), 5, 4, {6, 3}, 0.0f, false});
 }
 
+TEST(TrainLanguageModel, GradientsMatchFiniteDifferencesLstmWithDropout) {
+  check_model_gradients({CellSpec::lstm(), 5, 4, {6, 3}, 0.3f, false});
+}
+
 TEST(TrainLanguageModel, GradientsMatchFiniteDifferencesGruTied) {
   check_model_gradients({CellSpec::gru(), 5, 4, {4}, 0.0f, true});
 }
 
 TEST(TrainLanguageModel, GradientsMatchFiniteDifferencesPeepholeCifg) {
   check_model_gradients({CellSpec::parse("peephole_cifg"), 5, 3, {4, 4}, 0.0f, false});
+}
+
+TEST(TrainLanguageModel, GradientsMatchFiniteDifferencesDepthGated) {
+  check_model_gradients({StackSpec(StackKind::dglstm), 5, 4, {5, 5}, 0.3f, false});
+}
+
+TEST(TrainLanguageModel, GradientsMatchFiniteDifferencesClockwork) {
+  StackSpec clockwork(StackKind::clockwork);
+  clockwork.periods = {1, 2};
+  check_model_gradients({clockwork, 5, 4, {6, 6}, 0.3f, false});
+}
+
+TEST(TrainLanguageModel, GradientsMatchFiniteDifferencesGridLstm) {
+  check_model_gradients({StackSpec(StackKind::gridlstm), 5, 4, {5, 5}, 0.3f, false});
+}
+
+TEST(TrainLanguageModel, StackNamesRoundTripAndVariantsNeedOneSize) {
+  for (const char* name : {"lstm", "gru", "rnn_relu", "peephole_cifg", "dglstm", "clockwork", "gridlstm"})
+    EXPECT_EQ(StackSpec::parse(name).name(), name);
+  try {
+    StackSpec::parse("lsmt");
+    ADD_FAILURE() << "an unknown name was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("clockwork"), std::string::npos) << e.what();
+  }
+  for (StackKind kind : {StackKind::dglstm, StackKind::clockwork, StackKind::gridlstm})
+    EXPECT_THROW(LanguageModel({StackSpec(kind), 5, 4, {8, 6}, 0.0f, false}, 1), Error);
 }
 
 TEST(TrainLanguageModel, TiedWeightsAppearOnceAndNeedMatchingSizes) {
@@ -169,20 +201,34 @@ TEST(TrainLanguageModel, TiedWeightsAppearOnceAndNeedMatchingSizes) {
   EXPECT_THROW(LanguageModel({CellSpec::lstm(), 7, 5, {4}, 0.0f, true}, 1), Error);
 }
 
-TEST(TrainLanguageModel, StreamGivesTheSameLogitsAsTheSequence) {
-  LanguageModel model({CellSpec::lstm(), 6, 3, {5, 4}, 0.0f, false}, 2);
-  const std::vector<int32_t> tokens{1, 4, 2, 0, 5};
-  LanguageModelStream stream(model);
-  std::vector<RnnState> state = model.zero_state(1);
-  // The loss of each next token from the sequence path equals -log softmax of the stream's logits.
-  for (size_t t = 0; t + 1 < tokens.size(); ++t) {
-    const std::span<const float> logits = stream.step(tokens[t]);
-    const Tensor row({1, 6}, std::vector<float>(logits.begin(), logits.end()));
-    const int32_t target[] = {tokens[t + 1]};
-    const double from_stream = softmax_cross_entropy(row, target, nullptr);
-    const int32_t input[] = {tokens[t]};
-    const double from_sequence = model.evaluate({input, target, 1, 1}, state);
-    EXPECT_NEAR(from_stream, from_sequence, 1e-5);
+// One token at a time (the sampling path) against the whole sequence at once: the mean of the stream's
+// per-token losses equals the sequence's loss. For every kind of stack (a clockwork counts its steps
+// across calls).
+TEST(TrainLanguageModel, StreamGivesTheSameLossesAsTheSequence) {
+  StackSpec clockwork(StackKind::clockwork);
+  clockwork.periods = {1, 2, 3};
+  const std::vector<LanguageModelConfig> configs = {
+      {CellSpec::lstm(), 6, 3, {5, 4}, 0.0f, false},
+      {CellSpec::gru(), 6, 3, {5}, 0.0f, false},
+      {StackSpec(StackKind::dglstm), 6, 3, {5, 5}, 0.0f, false},
+      {clockwork, 6, 3, {6, 6}, 0.0f, false},
+      {StackSpec(StackKind::gridlstm), 6, 3, {5, 5}, 0.0f, false}};
+  const std::vector<int32_t> tokens{1, 4, 2, 0, 5, 3, 3, 1};
+  const int64_t T = int64_t(tokens.size()) - 1;
+  for (const LanguageModelConfig& config : configs) {
+    LanguageModel model(config, 2);
+    LanguageModelStream stream(model);
+    double stream_sum = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      const std::span<const float> logits = stream.step(tokens[size_t(t)]);
+      const Tensor row({1, 6}, std::vector<float>(logits.begin(), logits.end()));
+      const int32_t target[] = {tokens[size_t(t + 1)]};
+      stream_sum += softmax_cross_entropy(row, target, nullptr);
+    }
+    std::vector<Tensor> state = model.zero_state(1);
+    const std::span<const int32_t> all(tokens);
+    const double from_sequence = model.evaluate({all.first(size_t(T)), all.subspan(1), T, 1}, state);
+    EXPECT_NEAR(stream_sum / double(T), from_sequence, 1e-5) << config.stack.name();
   }
 }
 

@@ -51,8 +51,10 @@ Corpus repeating_corpus(int copies) {
   return c;
 }
 
-LanguageModelConfig small_model(int64_t vocab, float dropout = 0.0f) {
-  return {CellSpec::lstm(), vocab, 6, {12, 10}, dropout, false};
+LanguageModelConfig small_model(int64_t vocab, float dropout = 0.0f,
+                                const StackSpec& stack = CellSpec::lstm()) {
+  // The variants run every layer at one size.
+  return {stack, vocab, 6, {12, stack.kind == StackKind::core ? 10 : 12}, dropout, false};
 }
 
 TrainOptions small_options() {
@@ -90,14 +92,15 @@ void expect_same_tensors(const std::string& a, const std::string& b) {
   }
 }
 
-TEST(TrainLoop, ResumingGivesBitIdenticalWeights) {
+void expect_resume_is_bit_identical(const StackSpec& stack) {
   const Corpus c = repeating_corpus(20);  // 180 tokens: 45 per stream, 6 batches per epoch
   TrainOptions o = small_options();
   o.optimizer.kind = OptimizerKind::adamw;
   o.optimizer.weight_decay = 0.01f;
   o.schedule.kind = ScheduleKind::plateau;
-  o.valid_every = 2;                                                         // validations feed the schedule
-  const LanguageModelConfig model = small_model(c.vocabulary.size(), 0.3f);  // dropout draws from the RNG
+  o.valid_every = 2;  // validations feed the schedule
+  const LanguageModelConfig model =
+      small_model(c.vocabulary.size(), 0.3f, stack);  // dropout draws from the RNG
   TempDir straight, split;
   o.max_steps = 9;  // crosses an epoch boundary (6 batches)
   o.out_dir = straight.path.string();
@@ -114,6 +117,18 @@ TEST(TrainLoop, ResumingGivesBitIdenticalWeights) {
   resumed.run({});
   EXPECT_EQ(resumed.step(), 9);
   expect_same_tensors(straight.file("last.safetensors"), split.file("last.safetensors"));
+}
+
+TEST(TrainLoop, ResumingGivesBitIdenticalWeights) { expect_resume_is_bit_identical(CellSpec::lstm()); }
+
+// The variants carry their own state through the checkpoint (a clockwork's step count among it).
+TEST(TrainLoop, ResumingAVariantGivesBitIdenticalWeights) {
+  for (StackKind kind : {StackKind::dglstm, StackKind::clockwork, StackKind::gridlstm}) {
+    StackSpec stack(kind);
+    if (kind == StackKind::clockwork) stack.periods = {1, 2, 3};  // 5 steps in: modules mid-period
+    SCOPED_TRACE(stack.name());
+    expect_resume_is_bit_identical(stack);
+  }
 }
 
 TEST(TrainLoop, NonFiniteStepsAreSkippedThenStopWithTheCheckpointIntact) {

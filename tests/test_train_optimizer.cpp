@@ -95,6 +95,19 @@ TEST(TrainSchedule, WarmupThenStepDecay) {
   EXPECT_FLOAT_EQ(schedule.learning_rate(25, 0), 0.2f);
 }
 
+TEST(TrainSchedule, StepDecayCanStartLate) {  // Zaremba et al. 2014: constant 4 epochs, then halve each
+  ScheduleConfig config;
+  config.kind = ScheduleKind::step;
+  config.learning_rate = 1.0f;
+  config.step_every = 10;
+  config.step_start = 40;
+  const LrSchedule schedule(config);
+  EXPECT_FLOAT_EQ(schedule.learning_rate(39, 0), 1.0f);
+  EXPECT_FLOAT_EQ(schedule.learning_rate(40, 0), 0.5f);
+  EXPECT_FLOAT_EQ(schedule.learning_rate(49, 0), 0.5f);
+  EXPECT_FLOAT_EQ(schedule.learning_rate(50, 0), 0.25f);
+}
+
 TEST(TrainSchedule, CosineGoesFromTheRateToTheFloor) {
   ScheduleConfig config;
   config.kind = ScheduleKind::cosine;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "recur/cell.hpp"
+#include "recur/stack_spec.hpp"
 
 namespace recur {
 
@@ -100,7 +101,7 @@ std::vector<SequenceExample> make_long_gap_examples(LongGapTask task, int64_t ga
 // ---- The experiment: one run = one task, cell, gap and seed ----
 struct LongGapRunConfig {
   LongGapTask task = LongGapTask::adding;
-  CellSpec cell = CellSpec::lstm();
+  StackSpec cell = CellSpec::lstm();  // a core cell or a variant (dglstm, clockwork, gridlstm)
   int64_t gap = 100;
   uint64_t seed = 0;
   int64_t hidden_size = 16;
@@ -135,9 +136,9 @@ struct LongGapRunResult {
 };
 
 // Parameters of a one-layer network of `cell` with hidden size H and a linear output layer.
-int64_t long_gap_parameter_count(LongGapTask task, const CellSpec& cell, int64_t H);
+int64_t long_gap_parameter_count(LongGapTask task, const StackSpec& cell, int64_t H);
 // The largest H whose parameter count does not exceed `parameters` (at least 1).
-int64_t hidden_size_for_parameters(LongGapTask task, const CellSpec& cell, int64_t parameters);
+int64_t hidden_size_for_parameters(LongGapTask task, const StackSpec& cell, int64_t parameters);
 
 // Trains from scratch until solved or out of budget. `progress` (may be empty) hears one line now
 // and then.

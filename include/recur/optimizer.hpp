@@ -56,7 +56,8 @@ class Optimizer {
 
 // Learning rate over training: an optional linear warm-up, then one of
 //   constant  lr
-//   step      lr * gamma^floor(step / step_every)
+//   step      lr * gamma^n, n = 0 before step_start, then 1 + floor((step - step_start) / step_every)
+//             (step_start 0 means step_every: PyTorch's StepLR; Zaremba et al. 2014 start after 4 epochs)
 //   plateau   lr * factor^k, k = times the validation loss failed to improve for `patience` validations
 //   cosine    min_lr + (lr - min_lr) (1 + cos(pi progress)) / 2, progress in [0, 1] of the whole run
 enum class ScheduleKind { constant, step, plateau, cosine };
@@ -68,6 +69,7 @@ struct ScheduleConfig {
   float learning_rate = 2e-3f;
   int64_t warmup_steps = 0;  // lr grows linearly from lr / warmup_steps to lr over these steps
   int64_t step_every = 1000;
+  int64_t step_start = 0;  // the update of the first decay; 0: step_every
   float gamma = 0.5f;
   float plateau_factor = 0.5f;
   int plateau_patience = 1;

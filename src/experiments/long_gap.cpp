@@ -167,13 +167,18 @@ void LongGapRunConfig::validate() const {
     throw Error("long-gap run: the language task needs G >= 0, got " + std::to_string(gap));
 }
 
-int64_t long_gap_parameter_count(LongGapTask task, const CellSpec& cell, int64_t H) {
+int64_t long_gap_parameter_count(LongGapTask task, const StackSpec& spec, int64_t H) {
   const TaskShape s = long_gap_task_shape(task);
-  return cell.gate_count() * H * (s.input_size + H + 2) + cell.peephole_count() * H + s.output_size * H +
-         s.output_size;
+  if (spec.kind == StackKind::core) {
+    const CellSpec& cell = spec.cell;
+    return cell.gate_count() * H * (s.input_size + H + 2) + cell.peephole_count() * H + s.output_size * H +
+           s.output_size;
+  }
+  // A variant's layout is its own: count what it builds.
+  return experiments::SequenceModel(task, spec, H, 0, 0.0f).parameter_count();
 }
 
-int64_t hidden_size_for_parameters(LongGapTask task, const CellSpec& cell, int64_t parameters) {
+int64_t hidden_size_for_parameters(LongGapTask task, const StackSpec& cell, int64_t parameters) {
   int64_t H = 1;
   while (long_gap_parameter_count(task, cell, H + 1) <= parameters) ++H;
   return H;

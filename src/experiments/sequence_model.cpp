@@ -7,17 +7,10 @@
 
 #include "recur/error.hpp"
 #include "recur/layers.hpp"
+#include "variants/core_stack.hpp"
 
 namespace recur::experiments {
 namespace {
-
-RnnConfig rnn_config(const TaskShape& shape, const CellSpec& cell, int64_t hidden_size) {
-  RnnConfig c;
-  c.cell = cell;
-  c.input_size = shape.input_size;
-  c.hidden_size = hidden_size;
-  return c;
-}
 
 // [B, H] rows of a [1, B, H] state.
 Tensor as_rows(Tensor t) {
@@ -48,38 +41,38 @@ LossKind loss_kind(LongGapTask task) {
   return LossKind::class_end;
 }
 
-SequenceModel::SequenceModel(LongGapTask task, const CellSpec& cell, int64_t hidden_size, uint64_t seed,
+SequenceModel::SequenceModel(LongGapTask task, const StackSpec& cell, int64_t hidden_size, uint64_t seed,
                              float forget_bias)
     : task_(task),
       kind_(loss_kind(task)),
       shape_(long_gap_task_shape(task)),
-      rnn_(rnn_config(shape_, cell, hidden_size), seed) {
+      stack_(make_recurrent_stack(cell, shape_.input_size, {hidden_size}, seed)) {
   const int64_t H = hidden_size, O = shape_.output_size;
   // Bias the gate that keeps the state towards keeping it: LSTM f (rows H..2H of i,f,g,o); coupled
   // LSTM's f = 1 - i = sigmoid(-a_i), so i (rows 0..H) gets -bias; GRU z (rows H..2H of r,z,n).
-  Tensor& b_x = rnn_.parameters().layers[0].b_x;
-  const bool coupled = cell.family == CellFamily::lstm && cell.coupled_gates;
-  if (cell.family != CellFamily::rnn)
+  if (cell.kind == StackKind::core && cell.cell.family != CellFamily::rnn) {
+    Tensor& b_x = const_cast<Rnn&>(rnn()).parameters().layers[0].b_x;
+    const bool coupled = cell.cell.family == CellFamily::lstm && cell.cell.coupled_gates;
     for (int64_t j = coupled ? 0 : H; j < (coupled ? H : 2 * H); ++j)
       b_x[j] += coupled ? -forget_bias : forget_bias;
+  }
   std::mt19937_64 rng(seed ^ 0x5eed0fbeefULL);
   w_out_ = Tensor({O, H});
   const float limit = 1.0f / std::sqrt(float(H));
   for (float& v : w_out_.values()) v = (float(rng() >> 40) * 0x1p-23f - 1.0f) * limit;
   b_out_ = Tensor({O});
-  d_rnn_.parameters = RnnParameters::zeros(rnn_.config());
   dw_out_ = Tensor({O, H});
   db_out_ = Tensor({O});
 }
 
+const Rnn& SequenceModel::rnn() const {
+  const auto* core = dynamic_cast<const CoreStack*>(stack_.get());
+  if (core == nullptr) throw Error("long-gap model: " + stack_->kind() + " is a variant, not a core cell");
+  return core->layers().front();
+}
+
 std::vector<Parameter> SequenceModel::parameters() {
-  LayerParameters& p = rnn_.parameters().layers[0];
-  LayerParameters& d = d_rnn_.parameters.layers[0];
-  std::vector<Parameter> list = {{"rnn.w_x", &p.w_x, &d.w_x},
-                                 {"rnn.w_h", &p.w_h, &d.w_h},
-                                 {"rnn.b_x", &p.b_x, &d.b_x},
-                                 {"rnn.b_h", &p.b_h, &d.b_h}};
-  if (!p.peephole.empty()) list.push_back({"rnn.peephole", &p.peephole, &d.peephole});
+  std::vector<Parameter> list = stack_->parameters();
   list.push_back({"out.weight", &w_out_, &dw_out_});
   list.push_back({"out.bias", &b_out_, &db_out_});
   return list;
@@ -89,10 +82,10 @@ void SequenceModel::zero_grad() {
   for (const Parameter& p : parameters()) p.grad->fill(0.0f);
 }
 
-int64_t SequenceModel::parameter_count() const {
-  const LayerParameters& p = rnn_.parameters().layers[0];
-  return p.w_x.size() + p.w_h.size() + p.b_x.size() + p.b_h.size() + p.peephole.size() + w_out_.size() +
-         b_out_.size();
+int64_t SequenceModel::parameter_count() {
+  int64_t count = 0;
+  for (const Parameter& p : parameters()) count += p.value->size();
+  return count;
 }
 
 SequenceModel::Inputs SequenceModel::make_inputs(const std::vector<const SequenceExample*>& batch) const {
@@ -164,53 +157,56 @@ BatchOutcome SequenceModel::score(const std::vector<const SequenceExample*>& bat
   return r;
 }
 
+Tensor SequenceModel::output_rows(const Tensor& y, const Inputs& in) const {
+  const int64_t T = y.dim(0), B = y.dim(1), H = y.dim(2);
+  if (kind_ == LossKind::symbols_each) {
+    Tensor rows = y;
+    rows.reshape({T * B, H});
+    return rows;
+  }
+  Tensor rows({B, H});
+  for (int64_t b = 0; b < B; ++b)
+    if (in.lengths[size_t(b)] > 0)
+      std::copy_n(y.data() + ((in.lengths[size_t(b)] - 1) * B + b) * H, H, rows.data() + b * H);
+  return rows;
+}
+
 BatchOutcome SequenceModel::train_batch(const std::vector<const SequenceExample*>& batch) {
-  const int64_t B = int64_t(batch.size()), H = rnn_.config().hidden_size;
+  const int64_t B = int64_t(batch.size());
   Inputs in = make_inputs(batch);
   const int64_t T = in.x.dim(0);
-  SequenceOptions options;
-  options.lengths = in.lengths;
-  Tape tape;
-  RnnOutput y = rnn_.forward(in.x, options, tape);
-  Tensor out, dout;
-  if (kind_ == LossKind::symbols_each) {
-    y.y.reshape({T * B, H});
-    linear_forward(y.y, w_out_, b_out_, out);
-    BatchOutcome r = score(batch, out, T, &dout, 1.0 / double(B));
-    Tensor dy;
-    linear_backward(y.y, w_out_, dout, &dy, dw_out_, db_out_);
-    dy.reshape({T, B, H});
-    rnn_.backward(tape, dy, RnnState{}, d_rnn_);
-    return r;
-  }
-  const Tensor last = as_rows(std::move(y.final_state.h));
-  linear_forward(last, w_out_, b_out_, out);
+  std::vector<Tensor> state = stack_->zero_state(B);
+  std::mt19937_64 no_dropout;
+  const Tensor y = stack_->forward_train(in.x, state, in.lengths, 0.0f, no_dropout);
+  const int64_t H = y.dim(2);
+  const Tensor rows = output_rows(y, in);
+  Tensor out, dout, drows;
+  linear_forward(rows, w_out_, b_out_, out);
   BatchOutcome r = score(batch, out, T, &dout, 1.0 / double(B));
-  RnnState d_final;
-  linear_backward(last, w_out_, dout, &d_final.h, dw_out_, db_out_);
-  d_final.h.reshape({1, B, H});
-  rnn_.backward(tape, Tensor({T, B, H}), d_final, d_rnn_);
+  linear_backward(rows, w_out_, dout, &drows, dw_out_, db_out_);
+  Tensor dy({T, B, H});
+  if (kind_ == LossKind::symbols_each) {
+    std::copy_n(drows.data(), drows.size(), dy.data());
+  } else {  // only each sequence's last step feeds the loss
+    for (int64_t b = 0; b < B; ++b)
+      if (in.lengths[size_t(b)] > 0)
+        std::copy_n(drows.data() + b * H, H, dy.data() + ((in.lengths[size_t(b)] - 1) * B + b) * H);
+  }
+  stack_->backward(dy);
   return r;
 }
 
-BatchOutcome SequenceModel::evaluate(const std::vector<const SequenceExample*>& batch) const {
-  const int64_t B = int64_t(batch.size()), H = rnn_.config().hidden_size;
+BatchOutcome SequenceModel::evaluate(const std::vector<const SequenceExample*>& batch) {
+  const int64_t B = int64_t(batch.size());
   Inputs in = make_inputs(batch);
-  const int64_t T = in.x.dim(0);
-  SequenceOptions options;
-  options.lengths = in.lengths;
-  RnnOutput y = rnn_.forward(in.x, options);
+  std::vector<Tensor> state = stack_->zero_state(B);
+  const Tensor y = stack_->forward(in.x, state, in.lengths);
   Tensor out;
-  if (kind_ == LossKind::symbols_each) {
-    y.y.reshape({T * B, H});
-    linear_forward(y.y, w_out_, b_out_, out);
-  } else {
-    linear_forward(as_rows(std::move(y.final_state.h)), w_out_, b_out_, out);
-  }
-  return score(batch, out, T, nullptr, 1.0);
+  linear_forward(output_rows(y, in), w_out_, b_out_, out);
+  return score(batch, out, in.x.dim(0), nullptr, 1.0);
 }
 
-int64_t SequenceModel::count_wrong(const std::vector<SequenceExample>& examples, int64_t batch) const {
+int64_t SequenceModel::count_wrong(const std::vector<SequenceExample>& examples, int64_t batch) {
   int64_t wrong = 0;
   for (size_t start = 0; start < examples.size(); start += size_t(batch)) {
     std::vector<const SequenceExample*> part;
@@ -225,12 +221,13 @@ std::vector<double> SequenceModel::hidden_gradient_norms(const std::vector<Seque
   if (examples.empty()) return {};
   std::vector<const SequenceExample*> batch;
   for (const SequenceExample& e : examples) batch.push_back(&e);
-  const int64_t B = int64_t(batch.size()), H = rnn_.config().hidden_size, I = shape_.input_size;
+  const Rnn& rnn = this->rnn();
+  const int64_t B = int64_t(batch.size()), H = rnn.config().hidden_size, I = shape_.input_size;
   const Inputs in = make_inputs(batch);
   const int64_t T = in.x.dim(0);
   int64_t shortest = T;
   for (int64_t len : in.lengths) shortest = std::min(shortest, len);
-  const bool cell_state = rnn_.config().cell.has_cell_state();
+  const bool cell_state = rnn.config().cell.has_cell_state();
 
   // Forward one step at a time; a sequence that has ended runs a step of length 0 (its state passes).
   std::vector<Tape> tapes(static_cast<size_t>(T));
@@ -242,7 +239,7 @@ std::vector<double> SequenceModel::hidden_gradient_norms(const std::vector<Seque
     for (int64_t len : in.lengths) options.lengths.push_back(t < len ? 1 : 0);
     options.h0 = &state.h;
     if (cell_state) options.c0 = &state.c;
-    state = rnn_.forward(x_t, options, tapes[size_t(t)]).final_state;
+    state = rnn.forward(x_t, options, tapes[size_t(t)]).final_state;
   }
 
   // The loss of each sequence's last step, summed over sequences so that row b's gradient is its own.
@@ -269,7 +266,7 @@ std::vector<double> SequenceModel::hidden_gradient_norms(const std::vector<Seque
 
   std::vector<double> sum(size_t(shortest), 0.0);
   RnnGradients grads;
-  grads.parameters = RnnParameters::zeros(rnn_.config());
+  grads.parameters = RnnParameters::zeros(rnn.config());
   const Tensor dy({1, B, H});
   for (int64_t t = T - 1; t >= 0; --t) {
     // d holds dL/d(state after step t).
@@ -280,7 +277,7 @@ std::vector<double> SequenceModel::hidden_gradient_norms(const std::vector<Seque
       for (int64_t j = 0; j < H; ++j) s += double(d.h[b * H + j]) * d.h[b * H + j];
       sum[size_t(k)] += std::sqrt(s);
     }
-    rnn_.backward(tapes[size_t(t)], dy, d, grads);
+    rnn.backward(tapes[size_t(t)], dy, d, grads);
     d = grads.initial_state;
   }
   for (double& s : sum) s /= double(B);

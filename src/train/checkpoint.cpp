@@ -1,7 +1,8 @@
 // Checkpoints of language models and training runs: safetensors with the configuration in the metadata
 // (recur/training.hpp). Tensors: the model's parameters by name (embedding.weight, rnn.weight_ih_l0, ...,
-// decoder.weight, decoder.bias), optimizer.<parameter>.<slot>, state.h_l<k> / state.c_l<k> (the carried
-// state). Metadata: format, model and vocabulary (model.*), options and position (train.*), notes (note.*).
+// decoder.weight, decoder.bias), optimizer.<parameter>.<slot>, state.<k> (the carried state's tensors,
+// in the recurrent stack's order). Metadata: format, model and vocabulary (model.*), options and position
+// (train.*), notes (note.*).
 #include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -65,17 +66,36 @@ void check_format(const SafetensorsFile& file) {
                 ", expected '" + format_name + "')");
 }
 
-Metadata model_metadata(const LanguageModelConfig& c, const Vocabulary& vocabulary) {
-  std::string sizes;
-  for (int64_t h : c.hidden_sizes) {
-    if (!sizes.empty()) sizes += ',';
-    sizes += std::to_string(h);
+std::string join_sizes(const std::vector<int64_t>& values) {
+  std::string text;
+  for (int64_t v : values) {
+    if (!text.empty()) text += ',';
+    text += std::to_string(v);
   }
+  return text;
+}
+
+std::vector<int64_t> split_sizes(const SafetensorsFile& file, const std::string& key) {
+  std::vector<int64_t> values;
+  std::stringstream list(field(file, key));
+  for (std::string item; std::getline(list, item, ',');) {
+    char* end = nullptr;
+    values.push_back(std::strtoll(item.c_str(), &end, 10));
+    if (item.empty() || *end != '\0')
+      throw Error(file.source() + ": metadata '" + key + "' has '" + item + "', not a number");
+  }
+  return values;
+}
+
+Metadata model_metadata(const LanguageModelConfig& c, const Vocabulary& vocabulary) {
   return {{"format", format_name},
-          {"model.cell", c.cell.name()},
+          {"model.cell", c.stack.name()},
+          {"model.clock_periods", join_sizes(c.stack.periods)},
+          {"model.clock_modules", std::to_string(c.stack.modules)},
+          {"model.grid_tie", c.stack.tie_weights ? "true" : "false"},
           {"model.vocab_size", std::to_string(c.vocab_size)},
           {"model.embedding_size", std::to_string(c.embedding_size)},
-          {"model.hidden_sizes", sizes},
+          {"model.hidden_sizes", join_sizes(c.hidden_sizes)},
           {"model.dropout", number(c.dropout)},
           {"model.tie_weights", c.tie_weights ? "true" : "false"},
           {"model.tokens", token_mode_name(vocabulary.mode())},
@@ -85,16 +105,13 @@ Metadata model_metadata(const LanguageModelConfig& c, const Vocabulary& vocabula
 LanguageModelConfig model_config_from(const SafetensorsFile& file, Vocabulary* vocabulary) {
   check_format(file);
   LanguageModelConfig c;
-  c.cell = CellSpec::parse(field(file, "model.cell"));
+  c.stack = StackSpec::parse(field(file, "model.cell"));
+  c.stack.periods = split_sizes(file, "model.clock_periods");
+  c.stack.modules = integer_field(file, "model.clock_modules");
+  c.stack.tie_weights = field(file, "model.grid_tie") == "true";
   c.vocab_size = integer_field(file, "model.vocab_size");
   c.embedding_size = integer_field(file, "model.embedding_size");
-  std::stringstream sizes(field(file, "model.hidden_sizes"));
-  for (std::string item; std::getline(sizes, item, ',');) {
-    char* end = nullptr;
-    c.hidden_sizes.push_back(std::strtoll(item.c_str(), &end, 10));
-    if (item.empty() || *end != '\0')
-      throw Error(file.source() + ": metadata 'model.hidden_sizes' has '" + item + "', not a size");
-  }
+  c.hidden_sizes = split_sizes(file, "model.hidden_sizes");
   c.dropout = float(number_field(file, "model.dropout"));
   c.tie_weights = field(file, "model.tie_weights") == "true";
   c.validate();
@@ -143,6 +160,7 @@ Metadata options_metadata(const TrainOptions& o) {
                 {"train.lr", number(s.learning_rate)},
                 {"train.warmup_steps", std::to_string(s.warmup_steps)},
                 {"train.step_every", std::to_string(s.step_every)},
+                {"train.step_start", std::to_string(s.step_start)},
                 {"train.gamma", number(s.gamma)},
                 {"train.plateau_factor", number(s.plateau_factor)},
                 {"train.plateau_patience", std::to_string(s.plateau_patience)},
@@ -177,6 +195,7 @@ TrainOptions options_from(const SafetensorsFile& file) {
   s.learning_rate = float(number_field(file, "train.lr"));
   s.warmup_steps = integer_field(file, "train.warmup_steps");
   s.step_every = integer_field(file, "train.step_every");
+  s.step_start = integer_field(file, "train.step_start");
   s.gamma = float(number_field(file, "train.gamma"));
   s.plateau_factor = float(number_field(file, "train.plateau_factor"));
   s.plateau_patience = int(integer_field(file, "train.plateau_patience"));
@@ -210,9 +229,7 @@ std::vector<HistoryPoint> history_from(const SafetensorsFile& file) {
   return history;
 }
 
-std::string state_name(char which, size_t layer) {
-  return std::string("state.") + which + "_l" + std::to_string(layer);
-}
+std::string state_name(size_t k) { return "state." + std::to_string(k); }
 
 }  // namespace
 
@@ -247,10 +264,7 @@ void Trainer::save(const std::string& path) const {
   const std::vector<Parameter> parameters = s.model.parameters();
   for (const Parameter& p : parameters) tensors.emplace_back(p.name, p.value);
   for (const auto& [name, tensor] : s.optimizer.state_tensors(parameters)) tensors.emplace_back(name, tensor);
-  for (size_t l = 0; l < s.carried.size(); ++l) {
-    tensors.emplace_back(state_name('h', l), &s.carried[l].h);
-    if (!s.carried[l].c.empty()) tensors.emplace_back(state_name('c', l), &s.carried[l].c);
-  }
+  for (size_t k = 0; k < s.carried.size(); ++k) tensors.emplace_back(state_name(k), &s.carried[k]);
   write_safetensors(path, tensors, metadata);
 }
 
@@ -282,10 +296,7 @@ Trainer Trainer::resume(const std::string& checkpoint, std::vector<int32_t> trai
   const std::vector<Parameter> parameters = s->model.parameters();
   for (const auto& [name, tensor] : s->optimizer.state_tensors(parameters)) read_tensor(file, name, *tensor);
   s->carried = s->model.zero_state(options.batch);
-  for (size_t l = 0; l < s->carried.size(); ++l) {
-    read_tensor(file, state_name('h', l), s->carried[l].h);
-    if (!s->carried[l].c.empty()) read_tensor(file, state_name('c', l), s->carried[l].c);
-  }
+  for (size_t k = 0; k < s->carried.size(); ++k) read_tensor(file, state_name(k), s->carried[k]);
   s->optimizer.set_steps(integer_field(file, "train.optimizer_steps"));
   s->step = integer_field(file, "train.step");
   s->epoch = integer_field(file, "train.epoch");

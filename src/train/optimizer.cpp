@@ -159,6 +159,7 @@ void ScheduleConfig::validate() const {
   if (warmup_steps < 0) throw Error("warm-up steps must be >= 0, got " + std::to_string(warmup_steps));
   if (kind == ScheduleKind::step && step_every < 1)
     throw Error("step decay: interval must be positive, got " + std::to_string(step_every));
+  if (step_start < 0) throw Error("step decay: start must be >= 0, got " + std::to_string(step_start));
   if (!(gamma > 0.0f && gamma <= 1.0f))
     throw Error("step decay: gamma " + std::to_string(gamma) + " outside (0, 1]");
   if (!(plateau_factor > 0.0f && plateau_factor < 1.0f))
@@ -177,9 +178,11 @@ float LrSchedule::learning_rate(int64_t step, double progress) const {
   switch (c.kind) {
     case ScheduleKind::constant:
       break;
-    case ScheduleKind::step:
-      lr *= std::pow(double(c.gamma), double(step / c.step_every));
-      break;
+    case ScheduleKind::step: {
+      const int64_t start = c.step_start > 0 ? c.step_start : c.step_every;
+      const int64_t decays = step < start ? 0 : 1 + (step - start) / c.step_every;
+      lr *= std::pow(double(c.gamma), double(decays));
+    } break;
     case ScheduleKind::plateau:
       lr = std::max(lr * plateau_scale, double(c.min_learning_rate));
       break;

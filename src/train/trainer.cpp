@@ -52,7 +52,7 @@ double evaluate_tokens(LanguageModel& model, std::span<const int32_t> tokens, in
     throw Error("evaluation needs at least 2 tokens, got " + std::to_string(tokens.size()));
   if (batch < 1 || seq_len < 1) throw Error("evaluation: batch and seq-len must be positive");
   const int64_t B = std::min<int64_t>(batch, int64_t(tokens.size()) / 2), S = int64_t(tokens.size()) / B;
-  std::vector<RnnState> state = model.zero_state(B);
+  std::vector<Tensor> state = model.zero_state(B);
   std::vector<int32_t> inputs, targets;
   double total = 0;
   int64_t count = 0;
@@ -184,7 +184,7 @@ double Trainer::run(const std::function<void(const TrainReport&)>& report) {
   };
 
   std::vector<int32_t> inputs, targets;
-  std::vector<RnnState> next;
+  std::vector<Tensor> next;
   std::vector<Parameter> parameters = s.model.parameters();
   double loss_sum = 0, last_valid = std::numeric_limits<double>::quiet_NaN();
   int64_t loss_count = 0, bad_in_row = 0;
@@ -259,7 +259,7 @@ double Trainer::run(const std::function<void(const TrainReport&)>& report) {
   s.seconds += clock.elapsed();
   s.run_started.reset();
   if (!o.out_dir.empty())
-    write_loss_curve_svg(checkpoint_path("curve.svg"), s.history, "recur: " + s.model.config().cell.name());
+    write_loss_curve_svg(checkpoint_path("curve.svg"), s.history, "recur: " + s.model.config().stack.name());
   notify(r);
   return last_valid;
 }

@@ -18,7 +18,7 @@ struct Trainer::State {
   Optimizer optimizer;
   LrSchedule schedule;
   std::mt19937_64 rng;
-  std::vector<RnnState> carried;  // each layer's state after the previous batch
+  std::vector<Tensor> carried;  // the recurrent stack's state after the previous batch
   int64_t step = 0, epoch = 0, batch_in_epoch = 0, tokens = 0;
   double seconds = 0;  // training time of earlier runs (resumed)
   std::optional<std::chrono::steady_clock::time_point> run_started;  // set while run() runs

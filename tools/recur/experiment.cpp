@@ -115,7 +115,7 @@ std::vector<Job> plan(const ExperimentOptions& o) {
         for (int seed = 0; seed < o.seeds; ++seed) {
           Job j;
           LongGapRunConfig& c = j.config;
-          c.task = task, c.cell = CellSpec::parse(cell_name), c.gap = gap, c.seed = uint64_t(seed);
+          c.task = task, c.cell = StackSpec::parse(cell_name), c.gap = gap, c.seed = uint64_t(seed);
           c.hidden_size = o.match == "hidden" ? o.hidden : hidden_size_for_parameters(task, c.cell, budget);
           c.batch = o.batch, c.learning_rate = o.learning_rate, c.clip_norm = o.clip;
           c.forget_bias = o.forget_bias, c.test_sequences = o.test_sequences;
@@ -395,7 +395,13 @@ Command add_experiment_command(CLI::App& app) {
   sub->add_option("--threads", o->threads, "BLAS threads per run")->capture_default_str();
   sub->add_flag("--json", o->json, "one JSON object per run on stdout (the table goes to stderr)");
   sub->add_flag("--quiet", o->quiet, "no progress on stderr");
-  return {experiment, [o] { run(*o); }};
+  const std::vector<Command> experiments = {{sub, [o] { run(*o); }},
+                                            add_experiment_grid_command(*experiment),
+                                            add_waveform_experiment(*experiment)};
+  return {experiment, [experiments] {
+            for (const Command& command : experiments)
+              if (command.subcommand->parsed()) command.run();
+          }};
 }
 
 }  // namespace recur::cli

@@ -41,7 +41,7 @@ void run(const SampleOptions& o) {
   o.sampling.validate();
   if (o.length < 0) throw Error("--length must be >= 0, got " + std::to_string(o.length));
   Vocabulary vocabulary;
-  const LanguageModel model = load_language_model(checkpoint_file(o.model), &vocabulary);
+  LanguageModel model = load_language_model(checkpoint_file(o.model), &vocabulary);
   LanguageModelStream stream(model);
   std::mt19937_64 rng(o.seed);
   const std::vector<int32_t> prime = prime_tokens(vocabulary, o.prime);

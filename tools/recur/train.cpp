@@ -23,8 +23,10 @@ namespace recur::cli {
 namespace {
 
 struct TrainCommandOptions {
-  std::string data, valid, tokens = "chars", cell = "lstm", hidden_sizes, optimizer = "adam",
+  std::string data, valid, tokens = "chars", cell = "lstm", hidden_sizes, periods, optimizer = "adam",
                            schedule = "constant";
+  int64_t modules = 0;
+  bool grid_tie = false;
   std::string out, resume;
   double valid_fraction = 0.1, minutes = 0, clip = 5.0, lr = 0;
   int64_t stop_after = 0, vocab_size = 0, hidden = 256, embedding = 0, seq_len = 0, batch = 0, epochs = 0,
@@ -45,22 +47,37 @@ void make_output_directory(const std::string& dir) {
     throw Error("--out " + dir + ": not a directory");
 }
 
+// "512,256" -> {512, 256}; `option` names the flag in the error.
+std::vector<int64_t> parse_size_list(const std::string& text, const std::string& option) {
+  std::vector<int64_t> sizes;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string item = text.substr(start, comma - start);
+    char* end = nullptr;
+    const long long size = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0') throw Error(option + ": '" + item + "' is not a whole number");
+    sizes.push_back(size);
+    start = comma + 1;
+  }
+  return sizes;
+}
+
+StackSpec stack_spec(const TrainCommandOptions& o) {
+  StackSpec spec = StackSpec::parse(o.cell);
+  if (!o.periods.empty()) spec.periods = parse_size_list(o.periods, "--periods");
+  spec.modules = o.modules;
+  spec.tie_weights = o.grid_tie;
+  return spec;
+}
+
 LanguageModelConfig model_config(const TrainCommandOptions& o, int64_t vocab_size, TokenMode mode) {
   LanguageModelConfig c;
-  c.cell = CellSpec::parse(o.cell);
+  c.stack = stack_spec(o);
   c.vocab_size = vocab_size;
   if (!o.hidden_sizes.empty()) {
-    size_t start = 0;
-    while (start <= o.hidden_sizes.size()) {
-      size_t comma = o.hidden_sizes.find(',', start);
-      if (comma == std::string::npos) comma = o.hidden_sizes.size();
-      const std::string item = o.hidden_sizes.substr(start, comma - start);
-      char* end = nullptr;
-      const long long size = std::strtoll(item.c_str(), &end, 10);
-      if (item.empty() || *end != '\0') throw Error("--hidden-sizes: '" + item + "' is not a size");
-      c.hidden_sizes.push_back(size);
-      start = comma + 1;
-    }
+    c.hidden_sizes = parse_size_list(o.hidden_sizes, "--hidden-sizes");
   } else {
     if (o.layers < 1) throw Error("--layers must be at least 1, got " + std::to_string(o.layers));
     c.hidden_sizes.assign(size_t(o.layers), o.hidden);
@@ -182,8 +199,7 @@ std::vector<int32_t> encode(const Vocabulary& vocabulary, const std::string& tex
 Trainer start_new(TrainCommandOptions& o) {
   const TokenMode mode = parse_token_mode(o.tokens);
   if (o.data.empty()) o.data = default_corpus();
-  const CellSpec cell = CellSpec::parse(o.cell);  // an unknown cell fails before the data is read
-  (void)cell;
+  stack_spec(o);  // an unknown cell fails before the data is read
   const TextSplit split = split_text(read_text_file(o.data), o.valid, o.valid_fraction, mode);
   std::vector<std::string_view> texts{split.train};
   if (mode == TokenMode::characters)
@@ -233,7 +249,7 @@ void run(TrainCommandOptions& o) {
     std::string sizes;
     for (int64_t h : c.hidden_sizes) sizes += (sizes.empty() ? "" : "x") + std::to_string(h);
     std::printf("%s %s: %s %s, embedding %lld, vocabulary %lld %s, %lld batches of %lld x %lld per epoch%s\n",
-                o.resume.empty() ? "training" : "resuming", o.data.c_str(), c.cell.name().c_str(),
+                o.resume.empty() ? "training" : "resuming", o.data.c_str(), c.stack.name().c_str(),
                 sizes.c_str(), (long long)c.embedding_size, (long long)c.vocab_size,
                 token_mode_name(mode).c_str(), (long long)trainer.batches_per_epoch(),
                 (long long)trainer.options().batch, (long long)trainer.options().seq_len,
@@ -268,7 +284,9 @@ Command add_train_command(CLI::App& app) {
       ->check(CLI::IsMember({"chars", "words"}))
       ->capture_default_str();
   sub->add_option("--vocab-size", o->vocab_size, "words: keep the most frequent, the rest <unk> (0: all)");
-  sub->add_option("--cell", o->cell, "lstm, gru, rnn, peephole, cifg, rnn_relu, gru_reset_before, ...")
+  sub->add_option("--cell", o->cell,
+                  "lstm, gru, rnn, peephole, cifg, rnn_relu, gru_reset_before, ...; variants: dglstm, "
+                  "clockwork, gridlstm")
       ->capture_default_str();
   sub->add_option("--hidden", o->hidden, "units per layer")->capture_default_str();
   sub->add_option("--layers", o->layers, "recurrent layers")->capture_default_str();
@@ -278,6 +296,10 @@ Command add_train_command(CLI::App& app) {
   sub->add_option("--dropout", o->dropout, "dropout after the embedding, between layers, before the output")
       ->capture_default_str();
   sub->add_flag("--tie-weights", o->tie, "output weights = embedding (needs embedding = last hidden size)");
+  sub->add_option("--periods", o->periods, "clockwork: module periods, e.g. 1,2,4,8 (default: powers of 2)");
+  sub->add_option("--modules", o->modules, "clockwork: module count when --periods is not given");
+  sub->add_flag("--grid-tie", o->grid_tie,
+                "gridlstm: every layer shares layer 0's weights (the paper's tied grid)");
   sub->add_option("--seq-len", o->seq_len,
                   "steps of backpropagation through time (default: chars 100, words 35)");
   sub->add_option("--batch", o->batch, "parallel streams (default: chars 32, words 20)");
@@ -290,6 +312,8 @@ Command add_train_command(CLI::App& app) {
   sub->add_option("--weight-decay", o->weight_decay, "L2 (adamw: decoupled)");
   sub->add_option("--schedule", o->schedule, "constant, step, plateau, cosine")->capture_default_str();
   sub->add_option("--warmup", o->schedule_config.warmup_steps, "steps of linear learning-rate warm-up");
+  sub->add_option("--decay-start", o->schedule_config.step_start,
+                  "step schedule: the update of the first decay (default: --decay-every)");
   sub->add_option("--decay-every", o->schedule_config.step_every, "step schedule: steps between decays")
       ->capture_default_str();
   sub->add_option("--decay", o->schedule_config.gamma, "step schedule: factor per decay")
