@@ -247,7 +247,7 @@ int run_bench(const BenchOptions& o, std::FILE* out) {
     set_num_threads(threads);
     onednn_set_num_threads(threads);
     if (!o.check_only) {
-      const double peak = sgemm_peak_gflops(o.smoke ? 256 : 2048, o.smoke ? 2 : 5);
+      const double peak = sgemm_peak_gflops(o.smoke ? 256 : 2048, o.smoke ? 2 : 5, threads);
       peaks.emplace_back(threads, peak);
       if (o.json)
         print_json_line(out, "peak",

@@ -43,13 +43,17 @@ Timing time_unit(const std::function<void()>& unit, int warmup, int repeats, dou
   return t;
 }
 
-double sgemm_peak_gflops(int64_t n, int repeats) {
+double sgemm_peak_gflops(int64_t n, int repeats, int threads) {
+  // OpenBLAS's own threading, at the thread count measured; recur keeps OpenBLAS at one thread and runs
+  // its own (kernels/gemm.cpp), so the setting is put back afterwards.
+  openblas_set_num_threads(threads);
   std::vector<float> a(size_t(n * n), 0.5f), b(size_t(n * n), 0.25f), c(size_t(n * n));
   const auto gemm = [&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(n), blasint(n), blasint(n), 1.0f, a.data(),
                 blasint(n), b.data(), blasint(n), 0.0f, c.data(), blasint(n));
   };
   const Timing t = time_unit(gemm, 1, repeats, 1e9);
+  openblas_set_num_threads(1);
   return 2.0 * double(n) * double(n) * double(n) / (t.median_ms * 1e6);
 }
 

@@ -17,7 +17,7 @@ Timing time_unit(const std::function<void()>& unit, int warmup, int repeats, dou
                  double units_per_call = 1.0);
 
 // OpenBLAS sgemm on n x n x n at the current thread setting: median GFLOP/s of `repeats` runs.
-double sgemm_peak_gflops(int64_t n, int repeats);
+double sgemm_peak_gflops(int64_t n, int repeats, int threads);
 
 // "Intel(R) Xeon(R) ... , 2 cores" from /proc/cpuinfo, and OpenBLAS's build string.
 std::string machine_description();

@@ -230,7 +230,7 @@ TEST(FastVsRefDepthGated, RandomShapesAgreeWithReference) {
       {2, 7, 3, 6, 4, {3, 6, 0, 5}, true},        // 3 layers, unsorted lengths with a 0
       {5, 3, 2, 9, 2, {9, 4}, true},              // longer T
       {1, 1, 2, 3, 1, {2}, false},                // H = 1, I = 1, B = 1 shorter than T
-      {6, 9, 3, 5, 6, {1, 5, 5, 0, 2, 3}, true},  // B > 4: the recurrent GEMM goes to BLAS
+      {6, 9, 3, 5, 6, {1, 5, 5, 0, 2, 3}, true},  // B > 4: the packed step products
       {8, 16, 2, 7, 5, {7, 7, 2, 6, 7}, false},   // H a multiple of the vector width
   };
   double forward = 0, gradient = 0;

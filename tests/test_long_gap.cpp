@@ -285,15 +285,15 @@ TEST(LongGapLearning, LstmSolvesTemporalOrderThatTanhRnnDoesNot) {
 }
 
 #ifdef RECUR_CLI_PATH
-// `recur experiment long-gap` end to end, tiny: one JSON object per run on stdout, the files in --out, and
-// a bad gap is one line on stderr with exit 1.
+// `recur experiment long-gap` end to end, tiny, a variant among the cells: one JSON object per run on
+// stdout, the files in --out, and a bad gap is one line on stderr with exit 1.
 TEST(LongGapCli, ExperimentWritesRunsTableAndPictures) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("recur_long_gap_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   const std::string command =
       std::string(RECUR_CLI_PATH) +
-      " experiment long-gap --tasks temporal_order,reber --cells rnn,lstm --gaps 10,20 "
+      " experiment long-gap --tasks temporal_order,reber --cells rnn,lstm,clockwork --gaps 10,20 "
       "--seeds 2 --budget-sequences 3000 --test-sequences 64 --quiet --json --out " +
       dir.string() + " > " + (dir.string() + ".out") + " 2>/dev/null";
   const int status = std::system(command.c_str());
@@ -308,7 +308,7 @@ TEST(LongGapCli, ExperimentWritesRunsTableAndPictures) {
     EXPECT_LE(j["sequences"].get<int64_t>(), 3000);
   }
   EXPECT_EQ(lines,
-            2 * 2 * 2 + 2 * 2);  // temporal order: 2 gaps x 2 cells x 2 seeds; reber: 2 cells x 2 seeds
+            2 * 3 * 2 + 3 * 2);  // temporal order: 2 gaps x 3 cells x 2 seeds; reber: 3 cells x 2 seeds
   for (const char* file : {"runs.csv", "runs.jsonl", "summary.csv", "summary.txt",
                            "success_temporal_order.svg", "gradient_norms.svg", "gradient_norms.json"})
     EXPECT_TRUE(fs::exists(dir / file)) << file;

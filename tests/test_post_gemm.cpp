@@ -1,15 +1,21 @@
 // The vectorised activations of the post-GEMM kernels, for every instruction set this processor and
-// build support, against the C library in double precision; NaN and infinities behave.
+// build support, against the C library in double precision; NaN and infinities behave. The GEMM kernels
+// of the time steps against plain double-precision products.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "kernels/gemm.hpp"
+#include "kernels/packed_gemm.hpp"
 #include "kernels/post_gemm.hpp"
+#include "recur/rnn.hpp"
+#include "recur/runtime.hpp"
 
 namespace {
 
@@ -133,6 +139,166 @@ TEST(KernelsRecurrentGemm, SmallBatchesMatchThePlainProduct) {
       }
     }
   }
+}
+
+}  // namespace
+
+namespace {
+
+// C = A B against a double-precision product, where op gives B[k][n] from w.
+template <class Op>
+double packed_error(int64_t m, int64_t n0, int64_t n1, int64_t k0, int64_t k1, const std::vector<float>& a,
+                    int64_t lda, float beta, const std::vector<float>& c0, const std::vector<float>& c, int64_t ldc,
+                    Op b) {
+  double worst = 0;
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = n0; j < n1; ++j) {
+      double expected = beta * c0[size_t(r * ldc + j - n0)];
+      for (int64_t q = k0; q < k1; ++q) expected += double(a[size_t(r * lda + q - k0)]) * b(q, j);
+      worst = std::max(worst, std::fabs(expected - c[size_t(r * ldc + j - n0)]));
+    }
+  return worst;
+}
+
+// The packed product of the step GEMMs (kernels/packed_gemm.hpp), both packings, on block and depth
+// ranges, with row counts around the micro-kernel's 6 / 12 rows, blocks that end mid-panel, a depth
+// beyond one depth block (256), and the same sums at 1 and 2 threads.
+TEST(KernelsPackedGemm, MatchesThePlainProductOnRangesAndThreads) {
+  if (!recur::kernels::PackedWeights::available()) GTEST_SKIP() << "no packed kernel for this instruction set";
+  std::mt19937 generator(11);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  struct Shape {
+    int64_t blocks, block_cols, depth;
+  };
+  for (const Shape& s : {Shape{4, 70, 37}, Shape{3, 33, 300}, Shape{1, 512, 600}, Shape{2, 1, 5}}) {
+    const int64_t n = s.blocks * s.block_cols;
+    std::vector<float> w_nt(size_t(n * s.depth)), w_nn(size_t(s.depth * s.block_cols));
+    for (float& v : w_nt) v = uniform(generator);
+    for (float& v : w_nn) v = uniform(generator);
+    recur::kernels::PackedWeights forward, backward;
+    forward.pack_transposed(w_nt.data(), s.depth, s.blocks, s.block_cols, s.depth);
+    backward.pack(w_nn.data(), s.block_cols, s.depth, s.block_cols);
+    for (int64_t m : {1, 5, 12, 13, 31}) {
+      for (float beta : {0.0f, 1.0f}) {
+        // Forward: the last blocks only, all of the depth.
+        const int64_t b0 = s.blocks > 1 ? 1 : 0, n0 = b0 * s.block_cols, width = n - n0;
+        std::vector<float> a(size_t(m * s.depth)), c0(size_t(m * width));
+        for (float& v : a) v = uniform(generator);
+        for (float& v : c0) v = uniform(generator);
+        std::vector<float> c_threads[2];
+        for (int threads : {1, 2}) {
+          recur::set_num_threads(threads);
+          std::vector<float> c = c0;
+          forward.multiply(m, a.data(), s.depth, b0, s.blocks, 0, s.depth, beta, c.data(), width);
+          const double worst = packed_error(m, n0, n, 0, s.depth, a, s.depth, beta, c0, c, width,
+                                            [&](int64_t q, int64_t j) { return double(w_nt[size_t(j * s.depth + q)]); });
+          EXPECT_LT(worst, 1e-4) << "forward m=" << m << " blocks=" << s.blocks << " cols=" << s.block_cols
+                                 << " depth=" << s.depth << " threads=" << threads;
+          c_threads[threads - 1] = c;
+        }
+        EXPECT_EQ(c_threads[0], c_threads[1]) << "the thread count changed the sums";
+        // Backward: a middle range of the depth.
+        const int64_t k0 = s.depth / 3, k1 = s.depth - s.depth / 4;
+        std::vector<float> g(size_t(m * (k1 - k0))), d0(size_t(m * s.block_cols));
+        for (float& v : g) v = uniform(generator);
+        for (float& v : d0) v = uniform(generator);
+        std::vector<float> d = d0;
+        backward.multiply(m, g.data(), k1 - k0, 0, 1, k0, k1, beta, d.data(), s.block_cols);
+        const double worst = packed_error(m, 0, s.block_cols, k0, k1, g, k1 - k0, beta, d0, d, s.block_cols,
+                                          [&](int64_t q, int64_t j) { return double(w_nn[size_t(q * s.block_cols + j)]); });
+        EXPECT_LT(worst, 1e-4) << "backward m=" << m << " cols=" << s.block_cols << " depth " << k0 << ".." << k1;
+      }
+    }
+  }
+  recur::set_num_threads(1);
+}
+
+}  // namespace
+
+namespace {
+
+// kernels::gemm shares a large product among recur's threads (BLAS on one thread each): every
+// transpose, split along rows (m >= n) or columns, with strides wider than the matrices, against a
+// double-precision product, and bit-identical at 1 and 2 threads.
+TEST(KernelsGemm, SharedProductsMatchThePlainProductAtEveryThreadCount) {
+  using recur::kernels::Transpose;
+  std::mt19937 generator(3);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{301, 97, 130}, {45, 250, 257}}) {
+    for (Transpose ta : {Transpose::no, Transpose::yes})
+      for (Transpose tb : {Transpose::no, Transpose::yes}) {
+        const int64_t lda = (ta == Transpose::yes ? m : k) + 3, ldb = (tb == Transpose::yes ? k : n) + 2,
+                      ldc = n + 5;
+        std::vector<float> a(size_t((ta == Transpose::yes ? k : m) * lda)), b(size_t((tb == Transpose::yes ? n : k) * ldb)),
+            c0(size_t(m * ldc));
+        for (float& v : a) v = uniform(generator);
+        for (float& v : b) v = uniform(generator);
+        for (float& v : c0) v = uniform(generator);
+        std::vector<float> results[2];
+        for (int threads : {1, 2}) {
+          recur::set_num_threads(threads);
+          std::vector<float> c = c0;
+          recur::kernels::gemm(ta, tb, m, n, k, 0.5f, a.data(), lda, b.data(), ldb, 1.0f, c.data(), ldc);
+          double worst = 0;
+          for (int64_t r = 0; r < m; ++r)
+            for (int64_t j = 0; j < n; ++j) {
+              double sum = 0;
+              for (int64_t q = 0; q < k; ++q)
+                sum += double(ta == Transpose::yes ? a[size_t(q * lda + r)] : a[size_t(r * lda + q)]) *
+                       double(tb == Transpose::yes ? b[size_t(j * ldb + q)] : b[size_t(q * ldb + j)]);
+              worst = std::max(worst, std::fabs(c0[size_t(r * ldc + j)] + 0.5 * sum - c[size_t(r * ldc + j)]));
+            }
+          EXPECT_LT(worst, 1e-4) << "m=" << m << " n=" << n << " k=" << k << " threads=" << threads;
+          results[threads - 1] = c;
+        }
+        EXPECT_EQ(results[0], results[1]) << "m=" << m << " n=" << n << " k=" << k;
+      }
+  }
+  recur::set_num_threads(1);
+}
+
+}  // namespace
+
+namespace {
+
+std::vector<float> flat(const recur::Tensor& t) { return {t.values().begin(), t.values().end()}; }
+
+// A whole training step (2 layers, bidirectional, unsorted lengths) gives bit-identical outputs and
+// gradients at 1 and 2 threads, on batches that take each of the step's paths: the small-batch kernel
+// (3 rows), the packed product shared by panels (20), and shared by rows (64).
+TEST(KernelsThreads, TrainingStepIsBitIdenticalAtOneAndTwoThreads) {
+  using recur::CellSpec;
+  for (const CellSpec& cell : {CellSpec::lstm(), CellSpec::peephole_lstm(), CellSpec::gru(recur::GruReset::before),
+                               CellSpec::gru(), CellSpec::rnn_tanh()}) {
+    for (int64_t batch : {3, 20, 64}) {
+      const int64_t T = 4, I = 24, H = 40;
+      recur::RnnConfig config{cell, I, H, 2, true};
+      const recur::Rnn rnn(config, 9);
+      std::mt19937 generator(13);
+      std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+      recur::Tensor x({T, batch, I}), dy({T, batch, 2 * H});
+      for (float& v : x.values()) v = uniform(generator);
+      for (float& v : dy.values()) v = uniform(generator);
+      recur::SequenceOptions options;
+      for (int64_t b = 0; b < batch; ++b) options.lengths.push_back(1 + (b * 7) % T);
+      std::vector<std::vector<float>> results[2];
+      for (int threads : {1, 2}) {
+        recur::set_num_threads(threads);
+        recur::Tape tape;
+        const recur::RnnOutput out = rnn.forward(x, options, tape);
+        recur::RnnGradients grads;
+        grads.parameters = recur::RnnParameters::zeros(config);
+        rnn.backward(tape, dy, {}, grads);
+        std::vector<std::vector<float>>& r = results[threads - 1];
+        r = {flat(out.y), flat(grads.dx), flat(grads.initial_state.h)};
+        for (const recur::LayerParameters& p : grads.parameters.layers)
+          for (const recur::Tensor* t : {&p.w_x, &p.w_h, &p.b_x, &p.b_h, &p.peephole}) r.push_back(flat(*t));
+      }
+      for (size_t k = 0; k < results[0].size(); ++k)
+        EXPECT_EQ(results[0][k], results[1][k]) << cell.name() << " B=" << batch << " tensor " << k;
+    }
+  }
+  recur::set_num_threads(1);
 }
 
 }  // namespace

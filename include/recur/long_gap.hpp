@@ -109,7 +109,8 @@ struct LongGapRunConfig {
   float learning_rate = 3e-3f;  // Adam
   double clip_norm = 1.0;
   // Bias at initialisation of the gate that keeps the state (LSTM f; cifg: -bias on i, as f = 1 - i;
-  // GRU z), so that a gated cell starts out remembering, as the 1997 LSTM (no forget gate) did.
+  // GRU z; the depth-gated LSTM's f; both of the grid LSTM's f), so that a gated cell starts out
+  // remembering, as the 1997 LSTM (no forget gate) did.
   float forget_bias = 5.0f;
   int64_t max_sequences = 200000;   // training budget, the same for every cell
   double max_seconds = 0;           // wall-clock cap of the run; 0: none

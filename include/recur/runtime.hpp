@@ -3,10 +3,11 @@
 
 namespace recur {
 
-// Threads the library may use for one call (today: the BLAS GEMMs). n >= 1; throws recur::Error
-// otherwise. Applies to the whole process (BLAS keeps one setting), so set it once, before work.
+// Threads the library may use for one call: recur's own pool, which shares out the GEMMs (BLAS's
+// included: recur keeps OpenBLAS itself at one thread) and the steps of small batches. n >= 1; throws
+// recur::Error otherwise. Applies to the whole process, so set it once, before work.
 void set_num_threads(int n);
-// The current setting (by default BLAS's: OPENBLAS_NUM_THREADS, else the number of cores).
+// The current setting (by default OpenBLAS's at first use: OPENBLAS_NUM_THREADS, else the cores).
 int num_threads();
 
 }  // namespace recur

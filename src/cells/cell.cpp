@@ -1,6 +1,10 @@
 #include "cells/cell.hpp"
 
+#include <algorithm>
+
 #include "kernels/gemm.hpp"
+#include "kernels/post_gemm.hpp"
+#include "kernels/thread_pool.hpp"
 
 namespace recur::cells {
 
@@ -8,6 +12,66 @@ void Cell::accumulate_recurrent_weight_gradient(int64_t total_rows, const float*
                                                 const float*, float* dw_h) const {
   const int64_t width = gate_width();
   kernels::gemm_tn(width, hidden_, total_rows, dgates_h, width, h_prev, hidden_, 1.0f, dw_h, hidden_);
+}
+
+void Cell::recurrent_product(const kernels::PackedWeights* w_h, int64_t rows, const float* a, int64_t lda,
+                             int64_t block_begin, int64_t block_end, float beta, float* c, int64_t ldc) const {
+  const int64_t H = hidden_;
+  if (w_h != nullptr && rows > kernels::kSmallGemmMaxRows)
+    return w_h->multiply(rows, a, lda, block_begin, block_end, 0, H, beta, c, ldc);
+  kernels::recurrent_gemm_nt(rows, (block_end - block_begin) * H, H, a, lda,
+                             weights_.w_h.data() + block_begin * H * H, H, beta, c, ldc);
+}
+
+void Cell::recurrent_gradient(const kernels::PackedWeights* w_h, int64_t rows, const float* a, int64_t lda,
+                              int64_t block_begin, int64_t block_end, float beta, float* c, int64_t ldc) const {
+  const int64_t H = hidden_;
+  if (w_h != nullptr) return w_h->multiply(rows, a, lda, 0, 1, block_begin * H, block_end * H, beta, c, ldc);
+  kernels::gemm_nn(rows, H, (block_end - block_begin) * H, a, lda, weights_.w_h.data() + block_begin * H * H, H,
+                   beta, c, ldc);
+}
+
+void Cell::for_row_shares(const kernels::PackedWeights* w_h, int64_t rows,
+                          const std::function<void(int64_t, int64_t)>& body) {
+  kernels::ThreadPool& pool = kernels::ThreadPool::instance();
+  const int64_t block = kernels::PackedWeights::row_block();
+  if (w_h == nullptr || pool.size() == 1 || rows < 2 * block * pool.size()) return body(0, rows);
+  pool.run([&](int index, int count) {
+    // Even shares: 64 rows as 32 + 32 (blocks 12, 12, 8 each) beat 36 + 28 in whole blocks.
+    const int64_t begin = rows * index / count, end = rows * (index + 1) / count;
+    if (end > begin) body(begin, end);
+  });
+}
+
+namespace {
+template <class T>
+T* rows_from(T* p, int64_t row, int64_t width) {
+  return p != nullptr ? p + row * width : nullptr;
+}
+}  // namespace
+
+StepForward Cell::share(const StepForward& step, int64_t begin, int64_t end) const {
+  StepForward part = step;
+  part.rows = end - begin;
+  part.gates = rows_from(step.gates, begin, gate_width());
+  part.h = rows_from(step.h, begin, hidden_);
+  part.c = rows_from(step.c, begin, hidden_);
+  part.saved = rows_from(step.saved, begin, saved_width());
+  part.scratch = rows_from(step.scratch, begin, scratch_width());
+  return part;
+}
+
+StepBackward Cell::share(const StepBackward& step, int64_t begin, int64_t end) const {
+  StepBackward part = step;
+  part.rows = end - begin;
+  part.saved = rows_from(step.saved, begin, saved_width());
+  part.h_prev = rows_from(step.h_prev, begin, hidden_);
+  part.dh = rows_from(step.dh, begin, hidden_);
+  part.dc = rows_from(step.dc, begin, hidden_);
+  part.dgates_x = rows_from(step.dgates_x, begin, gate_width());
+  part.dgates_h = rows_from(step.dgates_h, begin, gate_width());
+  part.scratch = rows_from(step.scratch, begin, scratch_width());
+  return part;
 }
 
 std::unique_ptr<Cell> make_cell(const CellSpec& spec, int64_t hidden, const LayerParameters& weights) {

@@ -7,8 +7,10 @@
 // Rows are a prefix of the batch (the driver sorts sequences by length), so every pointer below
 // addresses `rows` consecutive rows.
 #include <cstdint>
+#include <functional>
 #include <memory>
 
+#include "kernels/packed_gemm.hpp"
 #include "recur/cell.hpp"
 #include "recur/rnn.hpp"
 
@@ -21,6 +23,8 @@ struct StepForward {
   float* c = nullptr;        // [rows, H] in c(t-1), out c(t); lstm family only
   float* saved = nullptr;    // [rows, saved_width()] written for backward; nullptr in inference
   float* scratch = nullptr;  // [rows, scratch_width()]
+  // W_h packed for h W_h^T (PackedWeights::pack_transposed, gate blocks of H), or nullptr.
+  const kernels::PackedWeights* w_h = nullptr;
 };
 
 struct StepBackward {
@@ -33,6 +37,8 @@ struct StepBackward {
   float* dgates_h = nullptr;      // [rows, G*H] out: dL/d(recurrent part); only if distinct_recurrent_gradient()
   float* dpeephole = nullptr;     // [P*H] accumulated into; peephole cells only
   float* scratch = nullptr;       // [rows, scratch_width()]
+  // W_h packed for dg W_h (PackedWeights::pack, depth G*H), or nullptr.
+  const kernels::PackedWeights* w_h = nullptr;
 };
 
 class Cell {
@@ -61,6 +67,27 @@ class Cell {
   const CellSpec& spec() const { return spec_; }
 
  protected:
+  // C = A W_h[gate blocks [block_begin, block_end)]^T + beta C (beta 0 or 1): the recurrent product of
+  // `rows` rows, C [rows, (block_end - block_begin) H]. Through the packed weights when the driver made
+  // them (w_h) and there are more rows than the small-batch kernel's 4, else kernels::recurrent_gemm_nt.
+  void recurrent_product(const kernels::PackedWeights* w_h, int64_t rows, const float* a, int64_t lda,
+                         int64_t block_begin, int64_t block_end, float beta, float* c, int64_t ldc) const;
+  // C = A W_h[rows of gate blocks [block_begin, block_end)] + beta C: the gradient flowing back to
+  // h(t-1), C [rows, H], A [rows, (block_end - block_begin) H].
+  void recurrent_gradient(const kernels::PackedWeights* w_h, int64_t rows, const float* a, int64_t lda,
+                          int64_t block_begin, int64_t block_end, float beta, float* c, int64_t ldc) const;
+  // Runs body(row_begin, row_end) over a step's rows: once over all of them, or, where the driver packed
+  // W_h (w_h not null) and the batch gives every one of recur's threads at least a micro-kernel's block
+  // of rows, once per thread on its share. A share's products and element-wise work then run together,
+  // with one wait per step instead of one per product and a serial element-wise pass. (The products
+  // inside a share run on their own thread alone: kernels::ThreadPool::run nests so.) Every row's sums
+  // are the same however the rows are shared.
+  static void for_row_shares(const kernels::PackedWeights* w_h, int64_t rows,
+                             const std::function<void(int64_t, int64_t)>& body);
+  // The rows [begin, end) of a step, as a step of their own (every per-row pointer moved to row begin).
+  StepForward share(const StepForward& step, int64_t begin, int64_t end) const;
+  StepBackward share(const StepBackward& step, int64_t begin, int64_t end) const;
+
   CellSpec spec_;
   int64_t hidden_;
   const LayerParameters& weights_;

@@ -30,11 +30,29 @@ class GruCell final : public Cell {
   bool distinct_recurrent_gradient() const override { return reset_after_; }
 
   void forward_step(const StepForward& step) const override {
+    for_row_shares(step.w_h, step.rows, [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
+  }
+
+  void backward_step(const StepBackward& step) const override {
+    for_row_shares(step.w_h, step.rows, [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end)); });
+  }
+
+  void accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h, const float* h_prev,
+                                            const float* saved, float* dw_h) const override {
+    if (reset_after_) return Cell::accumulate_recurrent_weight_gradient(total_rows, dgates_h, h_prev, saved, dw_h);
+    const int64_t H = hidden_;
+    // Rows r, z of W_h multiply h(t-1); rows n multiply r * h(t-1), saved at column 3H.
+    kernels::gemm_tn(2 * H, H, total_rows, dgates_h, 3 * H, h_prev, H, 1.0f, dw_h, H);
+    kernels::gemm_tn(H, H, total_rows, dgates_h + 2 * H, 3 * H, saved + 3 * H, 4 * H, 1.0f, dw_h + 2 * H * H, H);
+  }
+
+ private:
+  // One share of a step's rows (Cell::for_row_shares); `step` addresses only those rows.
+  void forward_rows(const StepForward& step) const {
     const int64_t H = hidden_, ld = 4 * H;
-    const float* w_h = weights_.w_h.data();
     const float* b = weights_.b_h.data();
     float* ah = step.scratch;
-    kernels::recurrent_gemm_nt(step.rows, reset_after_ ? 3 * H : 2 * H, H, step.h, H, w_h, H, 0.0f, ah, ld);
+    recurrent_product(step.w_h, step.rows, step.h, H, 0, reset_after_ ? 3 : 2, 0.0f, ah, ld);
     kernels::SigmoidSumRows rz;  // r and z, in place of ax_r, ax_z
     rz.rows = step.rows;
     rz.width = 2 * H;
@@ -47,7 +65,7 @@ class GruCell final : public Cell {
     if (!reset_after_) {  // ah_n = (r h) W_hn^T, the step's second GEMM
       for (int64_t row = 0; row < step.rows; ++row)
         for (int64_t j = 0; j < H; ++j) ah[row * ld + 2 * H + j] = step.gates[row * 3 * H + j] * step.h[row * H + j];
-      kernels::recurrent_gemm_nt(step.rows, H, H, ah + 2 * H, ld, w_h + 2 * H * H, H, 0.0f, ah + 3 * H, ld);
+      recurrent_product(step.w_h, step.rows, ah + 2 * H, ld, 2, 3, 0.0f, ah + 3 * H, ld);
     }
     kernels::GruOutputRows out;
     out.rows = step.rows;
@@ -63,9 +81,8 @@ class GruCell final : public Cell {
     post_gemm_.gru_output(out);
   }
 
-  void backward_step(const StepBackward& step) const override {
+  void backward_rows(const StepBackward& step) const {
     const int64_t H = hidden_, ld = 4 * H;
-    const float* w_h = weights_.w_h.data();
     for (int64_t row = 0; row < step.rows; ++row) {
       const float* saved = step.saved + row * ld;
       const float* h_prev = step.h_prev + row * H;
@@ -88,11 +105,11 @@ class GruCell final : public Cell {
       }
     }
     if (reset_after_) {
-      kernels::gemm_nn(step.rows, H, 3 * H, step.dgates_h, 3 * H, w_h, H, 1.0f, step.dh, H);
+      recurrent_gradient(step.w_h, step.rows, step.dgates_h, 3 * H, 0, 3, 1.0f, step.dh, H);
       return;
     }
     float* d_rh = step.scratch;  // [rows, H] with row stride ld
-    kernels::gemm_nn(step.rows, H, H, step.dgates_x + 2 * H, 3 * H, w_h + 2 * H * H, H, 0.0f, d_rh, ld);
+    recurrent_gradient(step.w_h, step.rows, step.dgates_x + 2 * H, 3 * H, 2, 3, 0.0f, d_rh, ld);
     for (int64_t row = 0; row < step.rows; ++row) {
       const float* saved = step.saved + row * ld;
       const float* h_prev = step.h_prev + row * H;
@@ -103,19 +120,9 @@ class GruCell final : public Cell {
         dh[j] += d_rh[row * ld + j] * r;
       }
     }
-    kernels::gemm_nn(step.rows, H, 2 * H, step.dgates_x, 3 * H, w_h, H, 1.0f, step.dh, H);
+    recurrent_gradient(step.w_h, step.rows, step.dgates_x, 3 * H, 0, 2, 1.0f, step.dh, H);
   }
 
-  void accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h, const float* h_prev,
-                                            const float* saved, float* dw_h) const override {
-    if (reset_after_) return Cell::accumulate_recurrent_weight_gradient(total_rows, dgates_h, h_prev, saved, dw_h);
-    const int64_t H = hidden_;
-    // Rows r, z of W_h multiply h(t-1); rows n multiply r * h(t-1), saved at column 3H.
-    kernels::gemm_tn(2 * H, H, total_rows, dgates_h, 3 * H, h_prev, H, 1.0f, dw_h, H);
-    kernels::gemm_tn(H, H, total_rows, dgates_h + 2 * H, 3 * H, saved + 3 * H, 4 * H, 1.0f, dw_h + 2 * H * H, H);
-  }
-
- private:
   bool reset_after_;
   const kernels::PostGemmKernels& post_gemm_ = kernels::post_gemm();
 };

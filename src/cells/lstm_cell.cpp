@@ -25,36 +25,43 @@ class LstmCell final : public Cell {
 
   void forward_step(const StepForward& step) const override {
     const int64_t H = hidden_, width = gate_width();
-    kernels::recurrent_gemm_nt(step.rows, width, H, step.h, H, weights_.w_h.data(), H, 1.0f, step.gates, width);
-    kernels::LstmForwardRows rows;
-    rows.rows = step.rows;
-    rows.hidden = H;
-    rows.coupled = spec_.coupled_gates;
-    rows.b_h = weights_.b_h.data();
-    rows.peephole = spec_.peephole ? weights_.peephole.data() : nullptr;
-    rows.gates = step.gates;
-    rows.c = step.c;
-    rows.h = step.h;
-    rows.saved = step.saved;
-    rows.saved_ld = saved_width();
-    post_gemm_.lstm_forward(rows);
+    for_row_shares(step.w_h, step.rows, [&](int64_t begin, int64_t end) {
+      float* gates = step.gates + begin * width;
+      recurrent_product(step.w_h, end - begin, step.h + begin * H, H, 0, spec_.gate_count(), 1.0f, gates, width);
+      kernels::LstmForwardRows rows;
+      rows.rows = end - begin;
+      rows.hidden = H;
+      rows.coupled = spec_.coupled_gates;
+      rows.b_h = weights_.b_h.data();
+      rows.peephole = spec_.peephole ? weights_.peephole.data() : nullptr;
+      rows.gates = gates;
+      rows.c = step.c + begin * H;
+      rows.h = step.h + begin * H;
+      rows.saved = step.saved != nullptr ? step.saved + begin * saved_width() : nullptr;
+      rows.saved_ld = saved_width();
+      post_gemm_.lstm_forward(rows);
+    });
   }
 
   void backward_step(const StepBackward& step) const override {
     const int64_t H = hidden_, width = gate_width();
-    kernels::LstmBackwardRows rows;
-    rows.rows = step.rows;
-    rows.hidden = H;
-    rows.coupled = spec_.coupled_gates;
-    rows.peephole = spec_.peephole ? weights_.peephole.data() : nullptr;
-    rows.dpeephole = step.dpeephole;
-    rows.saved = step.saved;
-    rows.saved_ld = saved_width();
-    rows.dh = step.dh;
-    rows.dc = step.dc;
-    rows.dgates = step.dgates_x;
-    post_gemm_.lstm_backward(rows);
-    kernels::gemm_nn(step.rows, H, width, step.dgates_x, width, weights_.w_h.data(), H, 0.0f, step.dh, H);
+    // The peephole gradients are sums over all rows, kept in one fixed order: those steps are not shared.
+    const kernels::PackedWeights* shared = spec_.peephole ? nullptr : step.w_h;
+    for_row_shares(shared, step.rows, [&](int64_t begin, int64_t end) {
+      kernels::LstmBackwardRows rows;
+      rows.rows = end - begin;
+      rows.hidden = H;
+      rows.coupled = spec_.coupled_gates;
+      rows.peephole = spec_.peephole ? weights_.peephole.data() : nullptr;
+      rows.dpeephole = step.dpeephole;
+      rows.saved = step.saved + begin * saved_width();
+      rows.saved_ld = saved_width();
+      rows.dh = step.dh + begin * H;
+      rows.dc = step.dc + begin * H;
+      rows.dgates = step.dgates_x + begin * width;
+      post_gemm_.lstm_backward(rows);
+      recurrent_gradient(step.w_h, end - begin, rows.dgates, width, 0, spec_.gate_count(), 0.0f, step.dh + begin * H, H);
+    });
   }
 
  private:

@@ -4,6 +4,8 @@
 #include <numeric>
 
 #include "kernels/gemm.hpp"
+#include "kernels/post_gemm.hpp"
+#include "kernels/thread_pool.hpp"
 
 namespace recur::driver {
 
@@ -35,14 +37,18 @@ int64_t step_time(int64_t k, int64_t steps, bool reverse) { return reverse ? ste
 
 }  // namespace
 
-void layer_forward(const LayerForward& args, std::vector<float>& scratch) {
+void layer_forward(const LayerForward& args, LayerScratch& scratch) {
   const cells::Cell& cell = *args.cell;
   const SequenceLayout& layout = *args.layout;
   const int64_t T = layout.steps, B = layout.batch, H = cell.hidden(), width = cell.gate_width();
   const int64_t saved_width = cell.saved_width();
 
-  scratch.resize(static_cast<size_t>(T * B * width + B * cell.scratch_width()));
-  float* gates = scratch.data();
+  // Batches of at most 4 rows take the small-batch kernel, which reads W_h as it is.
+  const bool pack = kernels::PackedWeights::available() && T > 0 && layout.live_rows[0] > kernels::kSmallGemmMaxRows;
+  if (pack) scratch.w_h.pack_transposed(args.weights->w_h.data(), H, cell.spec().gate_count(), H, H);
+
+  scratch.buffer.resize(static_cast<size_t>(T * B * width + B * cell.scratch_width()));
+  float* gates = scratch.buffer.data();
   float* step_scratch = gates + T * B * width;
   // gates = x W_x^T + b_x over all T*B rows at once.
   for (int64_t row = 0; row < T * B; ++row) std::copy_n(args.weights->b_x.data(), width, gates + row * width);
@@ -64,6 +70,7 @@ void layer_forward(const LayerForward& args, std::vector<float>& scratch) {
     step.h = args.h;
     step.c = args.c;
     step.scratch = step_scratch;
+    step.w_h = pack ? &scratch.w_h : nullptr;
     if (args.tape != nullptr) {
       std::copy_n(args.h, rows * H, args.tape->h_prev.data() + t * B * H);
       step.saved = args.tape->saved.data() + t * B * saved_width;
@@ -73,7 +80,7 @@ void layer_forward(const LayerForward& args, std::vector<float>& scratch) {
   }
 }
 
-void layer_backward(const LayerBackward& args, std::vector<float>& scratch) {
+void layer_backward(const LayerBackward& args, LayerScratch& scratch) {
   const cells::Cell& cell = *args.cell;
   const SequenceLayout& layout = *args.layout;
   const int64_t T = layout.steps, B = layout.batch, H = cell.hidden(), width = cell.gate_width();
@@ -81,10 +88,20 @@ void layer_backward(const LayerBackward& args, std::vector<float>& scratch) {
   const bool distinct = cell.distinct_recurrent_gradient();
 
   const int64_t gate_floats = T * B * width;
-  scratch.assign(static_cast<size_t>(gate_floats * (distinct ? 2 : 1) + B * cell.scratch_width()), 0.0f);
-  float* dgates_x = scratch.data();
+  // Every live row's gate gradients are written by its step; only the rows past a sequence's end are
+  // zeroed (they enter the weight-gradient GEMMs below), not the whole buffer.
+  scratch.buffer.resize(static_cast<size_t>(gate_floats * (distinct ? 2 : 1) + B * cell.scratch_width()));
+  float* dgates_x = scratch.buffer.data();
+  // The packed kernel is the faster dg W_h at every batch size (BLAS is weakest at the smallest).
+  const bool pack = kernels::PackedWeights::available();
+  if (pack) scratch.w_h.pack(args.weights->w_h.data(), H, width, H);
   float* dgates_h = distinct ? dgates_x + gate_floats : dgates_x;
   float* step_scratch = dgates_x + gate_floats * (distinct ? 2 : 1);
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t live = layout.live_rows[size_t(t)];
+    std::fill(dgates_x + (t * B + live) * width, dgates_x + (t + 1) * B * width, 0.0f);
+    if (distinct) std::fill(dgates_h + (t * B + live) * width, dgates_h + (t + 1) * B * width, 0.0f);
+  }
 
   for (int64_t k = T - 1; k >= 0; --k) {
     const int64_t t = step_time(k, T, args.reverse);
@@ -105,6 +122,7 @@ void layer_backward(const LayerBackward& args, std::vector<float>& scratch) {
     step.dgates_h = dgates_h + t * B * width;
     step.dpeephole = args.grads->peephole.empty() ? nullptr : args.grads->peephole.data();
     step.scratch = step_scratch;
+    step.w_h = pack ? &scratch.w_h : nullptr;
     cell.backward_step(step);
   }
 
@@ -114,17 +132,23 @@ void layer_backward(const LayerBackward& args, std::vector<float>& scratch) {
   kernels::gemm_tn(width, I, rows, dgates_x, width, args.x, I, 1.0f, grads.w_x.data(), I);
   cell.accumulate_recurrent_weight_gradient(rows, dgates_h, args.tape->h_prev.data(), args.tape->saved.data(),
                                             grads.w_h.data());
-  // Bias sums in a fixed order, so that runs are bit-reproducible.
+  // Bias sums, each column in row order whatever the thread count (runs are bit-reproducible), the
+  // columns shared among recur's threads in whole 64-byte lines.
   float* db_x = grads.b_x.data();
   float* db_h = grads.b_h.data();
-  for (int64_t row = 0; row < rows; ++row) {
-    const float* dgx = dgates_x + row * width;
-    const float* dgh = dgates_h + row * width;
-    for (int64_t j = 0; j < width; ++j) {
-      db_x[j] += dgx[j];
-      db_h[j] += dgh[j];
+  kernels::ThreadPool::instance().run([&](int index, int count) {
+    const int64_t lines = (width + 15) / 16;
+    const int64_t begin = std::min(width, lines * index / count * 16);
+    const int64_t end = std::min(width, lines * (index + 1) / count * 16);
+    for (int64_t row = 0; row < rows; ++row) {
+      const float* dgx = dgates_x + row * width;
+      const float* dgh = dgates_h + row * width;
+      for (int64_t j = begin; j < end; ++j) {
+        db_x[j] += dgx[j];
+        db_h[j] += dgh[j];
+      }
     }
-  }
+  });
   kernels::gemm_nn(rows, I, width, dgates_x, width, args.weights->w_x.data(), I, 1.0f, args.dx, I);
 }
 

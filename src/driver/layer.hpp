@@ -8,8 +8,16 @@
 #include <vector>
 
 #include "cells/cell.hpp"
+#include "kernels/packed_gemm.hpp"
 
 namespace recur::driver {
+
+// What a layer pass reuses from call to call: the gate buffers, and W_h packed for the step products
+// (kernels/packed_gemm.hpp), made once per pass when some step has more than 4 live rows.
+struct LayerScratch {
+  std::vector<float> buffer;
+  kernels::PackedWeights w_h;
+};
 
 // The batch sorted by length, longest first, so that the live rows of every step are a prefix.
 struct SequenceLayout {
@@ -42,7 +50,7 @@ struct LayerForward {
   float* c = nullptr;  // [B, H] likewise; lstm family only
   LayerTape* tape = nullptr;  // nullptr: inference
 };
-void layer_forward(const LayerForward& args, std::vector<float>& scratch);
+void layer_forward(const LayerForward& args, LayerScratch& scratch);
 
 struct LayerBackward {
   const cells::Cell* cell = nullptr;
@@ -59,6 +67,6 @@ struct LayerBackward {
   LayerParameters* grads = nullptr;  // accumulated into
   float* dx = nullptr;  // [T*B, I] accumulated into
 };
-void layer_backward(const LayerBackward& args, std::vector<float>& scratch);
+void layer_backward(const LayerBackward& args, LayerScratch& scratch);
 
 }  // namespace recur::driver

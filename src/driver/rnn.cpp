@@ -121,7 +121,8 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
     tape->layers.resize(size_t(config.num_layers * D));
   }
 
-  std::vector<float> input = gather_input(x, layout, options.batch_first), output_rows, h, c, scratch;
+  std::vector<float> input = gather_input(x, layout, options.batch_first), output_rows, h, c;
+  driver::LayerScratch scratch;
   for (int l = 0; l < config.num_layers; ++l) {
     output_rows.assign(size_t(T * B * D * H), 0.0f);
     for (int d = 0; d < D; ++d) {
@@ -177,7 +178,8 @@ void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_
   grads.initial_state.h = Tensor(state_shape);
   grads.initial_state.c = has_c ? Tensor(state_shape) : Tensor();
   // dL/d(output of the layer above), sorted time-major; becomes dL/d(input) of each layer in turn.
-  std::vector<float> d_output = gather_input(dy, layout, tape.batch_first), d_input, dh, dc, scratch;
+  std::vector<float> d_output = gather_input(dy, layout, tape.batch_first), d_input, dh, dc;
+  driver::LayerScratch scratch;
   for (int l = config_.num_layers - 1; l >= 0; --l) {
     const int64_t I = config_.layer_input_size(l);
     d_input.assign(size_t(T * B * I), 0.0f);

@@ -9,7 +9,8 @@ namespace recur {
 
 struct RnnStream::Scratch {
   driver::SequenceLayout layout;  // one step, every row live
-  std::vector<float> input, output, buffer;
+  std::vector<float> input, output;
+  driver::LayerScratch buffer;
   std::vector<std::unique_ptr<cells::Cell>> cells;  // one per layer
 };
 

@@ -56,6 +56,15 @@ SequenceModel::SequenceModel(LongGapTask task, const StackSpec& cell, int64_t hi
     for (int64_t j = coupled ? 0 : H; j < (coupled ? H : 2 * H); ++j)
       b_x[j] += coupled ? -forget_bias : forget_bias;
   }
+  // The variants with forget gates (i, f, g, o blocks) alike: the depth-gated LSTM's input bias, and
+  // both dimensions' transforms of the grid LSTM (time, and depth, along which m passes upwards).
+  // The clockwork RNN has no gate.
+  if (cell.kind == StackKind::dglstm || cell.kind == StackKind::gridlstm)
+    for (const Parameter& p : stack_->parameters()) {
+      const bool gate_bias = p.name.find(cell.kind == StackKind::dglstm ? ".bias_ih_l" : ".bias_l") != std::string::npos;
+      if (!gate_bias || p.value->size() != 4 * H) continue;
+      for (int64_t j = H; j < 2 * H; ++j) p.value->data()[j] += forget_bias;
+    }
   std::mt19937_64 rng(seed ^ 0x5eed0fbeefULL);
   w_out_ = Tensor({O, H});
   const float limit = 1.0f / std::sqrt(float(H));

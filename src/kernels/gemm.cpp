@@ -8,6 +8,12 @@
 #include "kernels/thread_pool.hpp"
 
 namespace recur::kernels {
+namespace {
+
+// Below ~2M multiply-adds (some 10 us on one core) a second thread costs about what it saves.
+constexpr int64_t kParallelGemmMultiplyAdds = int64_t(1) << 21;
+
+}  // namespace
 
 void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
@@ -17,10 +23,31 @@ void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, in
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
     return;
   }
-  cblas_sgemm(CblasRowMajor, transpose_a == Transpose::yes ? CblasTrans : CblasNoTrans,
-              transpose_b == Transpose::yes ? CblasTrans : CblasNoTrans, static_cast<blasint>(m),
-              static_cast<blasint>(n), static_cast<blasint>(k), alpha, a, static_cast<blasint>(lda), b,
-              static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+  const auto blas = [&](int64_t row, int64_t rows, int64_t column, int64_t columns) {
+    // Row r of op(A) and column j of op(B), wherever the transposes put them.
+    const float* a_rows = a + (transpose_a == Transpose::yes ? row : row * lda);
+    const float* b_columns = b + (transpose_b == Transpose::yes ? column * ldb : column);
+    cblas_sgemm(CblasRowMajor, transpose_a == Transpose::yes ? CblasTrans : CblasNoTrans,
+                transpose_b == Transpose::yes ? CblasTrans : CblasNoTrans, static_cast<blasint>(rows),
+                static_cast<blasint>(columns), static_cast<blasint>(k), alpha, a_rows, static_cast<blasint>(lda),
+                b_columns, static_cast<blasint>(ldb), beta, c + row * ldc + column, static_cast<blasint>(ldc));
+  };
+  ThreadPool& pool = ThreadPool::instance();
+  // BLAS runs on one thread (recur::set_num_threads); a large product is cut into one share per thread
+  // of recur's pool, along the longer side of C, in whole 16-float lines. BLAS's own threads would
+  // wake and sleep around every call, and spin beside recur's threads between calls (15% of a 2-thread
+  // char-rnn training step went to sched_yield). Every element is still one BLAS dot product over all
+  // of k, so the thread count does not change the sums' order along k.
+  if (pool.size() == 1 || m * n * k < kParallelGemmMultiplyAdds) return blas(0, m, 0, n);
+  const bool split_rows = m >= n;
+  const int64_t lines = ((split_rows ? m : n) + 15) / 16, length = split_rows ? m : n;
+  pool.run([&](int index, int count) {
+    const int64_t begin = std::min(length, lines * index / count * 16);
+    const int64_t end = std::min(length, lines * (index + 1) / count * 16);
+    if (end <= begin) return;
+    if (split_rows) blas(begin, end - begin, 0, n);
+    else blas(0, m, begin, end - begin);
+  });
 }
 
 void recurrent_gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* w, int64_t ldw,

@@ -1,5 +1,6 @@
 #pragma once
-// The one place BLAS is called. Row-major: C[m, n] = alpha * op(A) op(B) + beta * C, where op(A) is
+// The one place BLAS is called. BLAS runs on one thread; gemm shares large products among recur's
+// threads (kernels/thread_pool.hpp). Row-major: C[m, n] = alpha * op(A) op(B) + beta * C, where op(A) is
 // [m, k] and op(B) is [k, n]; lda, ldb, ldc are row strides in elements.
 #include <cstdint>
 
@@ -29,7 +30,8 @@ inline void gemm_tn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda
 // The recurrent product of a time step, C[m, n] = A[m, k] W[n, k]^T + beta C (beta 0 or 1). Batches of
 // at most 4 rows run on recur's own threads (kernels/thread_pool.hpp), each streaming its own rows of W:
 // there the product is bound by reading W, and BLAS's threading costs more than the product itself.
-// Larger batches go to BLAS.
+// Larger batches go to gemm (BLAS); the cells' steps use the packed kernel instead
+// (kernels/packed_gemm.hpp), for which the driver packs W_h once per sequence.
 void recurrent_gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* w, int64_t ldw,
                        float beta, float* c, int64_t ldc);
 

@@ -82,6 +82,23 @@ struct SmallGemmRows {
 };
 constexpr int64_t kSmallGemmMaxRows = 4;
 
+// One thread's share of C (+)= A B with B packed in column panels (kernels/packed_gemm.hpp has the
+// layout): panels [panel_begin, panel_end), counted from the first used block. Panel p holds the
+// columns q*NR .. q*NR+NR-1 of block g = p / panels_per_block (q = p % panels_per_block) as
+// [depth][NR] floats, zero beyond the block's last column; its columns in C start at g*block_cols + q*NR.
+struct PackedGemmPanels {
+  int64_t rows = 0, depth = 0;     // m, and the k that A and the panels share
+  const float* a = nullptr;        // [rows, lda]
+  int64_t lda = 0;
+  const float* panels = nullptr;   // the first used k of panel 0
+  int64_t panel_stride = 0;        // floats from one panel to the next
+  int64_t block_cols = 0, panels_per_block = 0;
+  int64_t panel_begin = 0, panel_end = 0;
+  float beta = 0.0f;               // 0 or 1
+  float* c = nullptr;              // [rows, ldc]
+  int64_t ldc = 0;
+};
+
 struct PostGemmKernels {
   const char* instruction_set;
   void (*lstm_forward)(const LstmForwardRows&);
@@ -90,6 +107,10 @@ struct PostGemmKernels {
   void (*gru_output)(const GruOutputRows&);
   void (*rnn_forward)(const RnnForwardRows&);
   void (*small_gemm_nt)(const SmallGemmRows&);
+  // The packed GEMM's micro-kernels, and their panel width NR (0 and nullptr in the portable build,
+  // which leaves those products to BLAS).
+  int64_t packed_panel_width, packed_row_block;
+  void (*packed_gemm)(const PackedGemmPanels&);
 };
 
 // The kernels for this processor: AVX-512 if it has AVX512F, else AVX2 with FMA, else plain C++.

@@ -30,6 +30,10 @@ struct Scalar {
   static Scalar set(float x) { return {x}; }
   void store(float* p) const { *p = v; }
   float sum() const { return v; }
+  // out[i] = v[i].sum() for 8 vectors at once (the vector types share the shuffles among them).
+  static void sum8(const Scalar v[8], float out[8]) {
+    for (int i = 0; i < 8; ++i) out[i] = v[i].v;
+  }
   friend Scalar operator+(Scalar a, Scalar b) { return {a.v + b.v}; }
   friend Scalar operator-(Scalar a, Scalar b) { return {a.v - b.v}; }
   friend Scalar operator*(Scalar a, Scalar b) { return {a.v * b.v}; }
@@ -61,6 +65,22 @@ struct Avx512 {
   static Avx512 set(float x) { return {_mm512_set1_ps(x)}; }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
   float sum() const { return _mm512_reduce_add_ps(v); }
+  // Each 512-bit sum folded to 256 bits, then the AVX tree of horizontal adds: 17 instructions for 8
+  // sums, against 8 separate reductions of about 8 dependent steps each.
+  static void sum8(const Avx512 v[8], float out[8]) {
+    __m256 half[8];
+    for (int i = 0; i < 8; ++i)
+      half[i] = _mm256_add_ps(_mm512_castps512_ps256(v[i].v),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[i].v), 1)));
+    _mm256_storeu_ps(out, hadd_tree8(half));
+  }
+  // [sum a0, ..., sum a7] of 8 vectors of 8: hadd pairs within 128-bit lanes, then add the two lanes.
+  static __m256 hadd_tree8(const __m256 a[8]) {
+    const __m256 a01 = _mm256_hadd_ps(a[0], a[1]), a23 = _mm256_hadd_ps(a[2], a[3]);
+    const __m256 a45 = _mm256_hadd_ps(a[4], a[5]), a67 = _mm256_hadd_ps(a[6], a[7]);
+    const __m256 a0123 = _mm256_hadd_ps(a01, a23), a4567 = _mm256_hadd_ps(a45, a67);
+    return _mm256_add_ps(_mm256_permute2f128_ps(a0123, a4567, 0x20), _mm256_permute2f128_ps(a0123, a4567, 0x31));
+  }
   friend Avx512 operator+(Avx512 a, Avx512 b) { return {_mm512_add_ps(a.v, b.v)}; }
   friend Avx512 operator-(Avx512 a, Avx512 b) { return {_mm512_sub_ps(a.v, b.v)}; }
   friend Avx512 operator*(Avx512 a, Avx512 b) { return {_mm512_mul_ps(a.v, b.v)}; }
@@ -100,6 +120,14 @@ struct Avx2 {
     const __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     const __m128 quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
     return _mm_cvtss_f32(_mm_add_ss(quarter, _mm_shuffle_ps(quarter, quarter, 1)));
+  }
+  // As Avx512::hadd_tree8: pairs added within 128-bit lanes, then the two lanes.
+  static void sum8(const Avx2 v[8], float out[8]) {
+    const __m256 a01 = _mm256_hadd_ps(v[0].v, v[1].v), a23 = _mm256_hadd_ps(v[2].v, v[3].v);
+    const __m256 a45 = _mm256_hadd_ps(v[4].v, v[5].v), a67 = _mm256_hadd_ps(v[6].v, v[7].v);
+    const __m256 a0123 = _mm256_hadd_ps(a01, a23), a4567 = _mm256_hadd_ps(a45, a67);
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(a0123, a4567, 0x20),
+                                        _mm256_permute2f128_ps(a0123, a4567, 0x31)));
   }
   friend Avx2 operator+(Avx2 a, Avx2 b) { return {_mm256_add_ps(a.v, b.v)}; }
   friend Avx2 operator-(Avx2 a, Avx2 b) { return {_mm256_sub_ps(a.v, b.v)}; }

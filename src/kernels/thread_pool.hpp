@@ -23,7 +23,8 @@ class ThreadPool {
 
   int size() const { return int(workers_.size()) + 1; }
   // Runs task(index, size()) on every thread, the caller being index 0; returns when all have finished.
-  // Not reentrant: one run at a time.
+  // While one run is in progress, another (from another thread, or from inside the task) runs
+  // task(0, 1) on its caller's thread alone.
   void run(const std::function<void(int, int)>& task);
 
  private:
@@ -33,6 +34,7 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};  // bumped once per task (and to stop)
   std::atomic<int> pending_{0};          // workers still running the current task
   std::atomic<bool> stop_{false};
+  std::atomic<bool> busy_{false};  // a run is in progress
   const std::function<void(int, int)>* task_ = nullptr;
 };
 

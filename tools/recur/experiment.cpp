@@ -288,7 +288,7 @@ void write_outputs(const std::vector<Job>& jobs, const std::vector<Summary>& row
     const std::string name = long_gap_task_name(parse_long_gap_task(task));
     std::vector<ChartSeries> series;
     for (const std::string& cell : o.cells) {
-      ChartSeries s{CellSpec::parse(cell).name(), {}, {}};
+      ChartSeries s{StackSpec::parse(cell).name(), {}, {}};
       for (const Summary& r : rows)
         if (r.task == name && r.cell == s.name)
           s.x.push_back(double(r.gap)), s.y.push_back(double(r.solved) / r.runs);

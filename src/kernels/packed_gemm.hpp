@@ -1,0 +1,46 @@
+#pragma once
+// The recurrent products of a time step with a batch of more than 4 rows, on weights packed once per
+// sequence. Through BLAS, every step would copy W_h (4 MB for an LSTM at H = 512) into BLAS's panel
+// layout again, and wake and put to sleep BLAS's threads; here the copy is made once, before the time
+// loop, and each of recur's threads (kernels/thread_pool.hpp) sweeps its own panels of it.
+//
+// Layout: B (the [depth, columns] right-hand operand of C = A B) in panels of NR columns (32 with
+// AVX-512, 16 with AVX2), each panel [depth][NR] contiguous. The columns come in blocks (an LSTM's four
+// gate blocks of H units); each block is padded to whole panels, so that a product may use any range of
+// blocks (a GRU's r and z without n) and any range of depth (a GRU's n rows only, backward).
+#include <cstdint>
+#include <vector>
+
+namespace recur::kernels {
+
+class PackedWeights {
+ public:
+  // False where the processor has no packed micro-kernel (the portable build): use BLAS then.
+  static bool available();
+  // Rows of C that the micro-kernel computes at once (12 with AVX-512, 6 with AVX2).
+  static int64_t row_block();
+
+  // B[k][n] = w[n * ldw + k]: w holds blocks * block_cols rows of depth floats, as W_h [G*H, H] does
+  // in the forward product h W_h^T.
+  void pack_transposed(const float* w, int64_t ldw, int64_t blocks, int64_t block_cols, int64_t depth);
+  // B[k][n] = w[k * ldw + n]: w is [depth, cols], one block, as W_h in the backward product dg W_h.
+  void pack(const float* w, int64_t ldw, int64_t depth, int64_t cols);
+
+  bool empty() const { return data_.empty(); }
+  int64_t depth() const { return depth_; }
+  int64_t blocks() const { return blocks_; }
+  int64_t block_cols() const { return block_cols_; }
+
+  // C[m, columns of blocks [block_begin, block_end)] = A[m, k_end - k_begin] B[k_begin:k_end, those
+  // columns] + beta C (beta 0 or 1). Block g's columns start in C at (g - block_begin) * block_cols.
+  // Large products are shared among recur's threads by panels; the sums do not depend on the thread
+  // count (each element is computed by one thread, in the same order).
+  void multiply(int64_t m, const float* a, int64_t lda, int64_t block_begin, int64_t block_end, int64_t k_begin,
+                int64_t k_end, float beta, float* c, int64_t ldc) const;
+
+ private:
+  int64_t panel_width_ = 0, depth_ = 0, blocks_ = 0, block_cols_ = 0, panels_per_block_ = 0;
+  std::vector<float> data_;
+};
+
+}  // namespace recur::kernels

@@ -1,0 +1,87 @@
+#pragma once
+// The packed GEMM's micro-kernels (kernels/packed_gemm.hpp), written once against simd.hpp's V and
+// included by post_gemm_impl.hpp, so compiled once per instruction set.
+//
+// C[MR rows, NR = 2 V columns] is held in 2*MR vector registers while k runs over the panel: per k, two
+// vector loads of the panel and MR broadcasts of A feed 2*MR fused multiply-adds. MR = 12 with AVX-512
+// (24 accumulators of 32 registers), 6 with AVX2 (12 of 16). The panel, [depth][NR], is read in order.
+// k is cut into blocks of kDepthBlock so that a block of A rows (12 x 256 floats = 12 KB) and of the
+// panel (32 KB) stay in the 48 KB L1 cache while the rows of A are swept.
+
+namespace recur::kernels::RECUR_POST_GEMM_NAMESPACE {
+
+template <class V>
+struct PackedShape {
+  static constexpr int nr = 2 * V::width;
+  static constexpr int mr = V::width >= 16 ? 12 : 6;
+};
+constexpr int64_t kDepthBlock = 256;
+
+// C[ROWS, columns] (+)= A[ROWS, depth] panel[depth, NR]; accumulate: add to C, else overwrite it.
+template <class V, int ROWS>
+inline void packed_micro_kernel(int64_t depth, const float* a, int64_t lda, const float* panel, float* c,
+                                int64_t ldc, int64_t columns, bool accumulate) {
+  constexpr int nr = PackedShape<V>::nr;
+  V acc0[ROWS], acc1[ROWS];
+  for (int r = 0; r < ROWS; ++r) acc0[r] = acc1[r] = V::set(0.0f);
+  for (int64_t k = 0; k < depth; ++k) {
+    const V b0 = V::load(panel + k * nr), b1 = V::load(panel + k * nr + V::width);
+    for (int r = 0; r < ROWS; ++r) {
+      const V x = V::set(a[r * lda + k]);
+      acc0[r] = fma(x, b0, acc0[r]);
+      acc1[r] = fma(x, b1, acc1[r]);
+    }
+  }
+  if (columns == nr) {
+    for (int r = 0; r < ROWS; ++r) {
+      float* row = c + r * ldc;
+      if (accumulate) {
+        (V::load(row) + acc0[r]).store(row);
+        (V::load(row + V::width) + acc1[r]).store(row + V::width);
+      } else {
+        acc0[r].store(row);
+        acc1[r].store(row + V::width);
+      }
+    }
+    return;
+  }
+  // The last panel of a block that is not a multiple of NR wide: only `columns` of C exist.
+  float tile[nr];
+  for (int r = 0; r < ROWS; ++r) {
+    acc0[r].store(tile);
+    acc1[r].store(tile + V::width);
+    float* row = c + r * ldc;
+    for (int64_t j = 0; j < columns; ++j) row[j] = accumulate ? row[j] + tile[j] : tile[j];
+  }
+}
+
+template <class V, int ROWS = PackedShape<V>::mr>
+inline void packed_rows(int64_t rows, int64_t depth, const float* a, int64_t lda, const float* panel, float* c,
+                        int64_t ldc, int64_t columns, bool accumulate) {
+  if constexpr (ROWS > 0) {
+    if (rows == ROWS) return packed_micro_kernel<V, ROWS>(depth, a, lda, panel, c, ldc, columns, accumulate);
+    return packed_rows<V, ROWS - 1>(rows, depth, a, lda, panel, c, ldc, columns, accumulate);
+  }
+}
+
+template <class V>
+void packed_gemm(const PackedGemmPanels& g) {
+  constexpr int nr = PackedShape<V>::nr, mr = PackedShape<V>::mr;
+  for (int64_t k0 = 0; k0 < g.depth; k0 += kDepthBlock) {
+    const int64_t depth = k0 + kDepthBlock < g.depth ? kDepthBlock : g.depth - k0;
+    const bool accumulate = k0 > 0 || g.beta != 0.0f;
+    for (int64_t p = g.panel_begin; p < g.panel_end; ++p) {
+      const int64_t block = p / g.panels_per_block, q = p % g.panels_per_block;
+      const int64_t column = block * g.block_cols + q * nr;
+      const int64_t columns = g.block_cols - q * nr < nr ? g.block_cols - q * nr : nr;
+      const float* panel = g.panels + p * g.panel_stride + k0 * nr;
+      for (int64_t r = 0; r < g.rows; r += mr) {
+        const int64_t rows = g.rows - r < mr ? g.rows - r : mr;
+        packed_rows<V>(rows, depth, g.a + r * g.lda + k0, g.lda, panel, g.c + r * g.ldc + column, g.ldc, columns,
+                       accumulate);
+      }
+    }
+  }
+}
+
+}  // namespace recur::kernels::RECUR_POST_GEMM_NAMESPACE
