@@ -2,6 +2,7 @@
 // build support, against the C library in double precision; NaN and infinities behave. The GEMM kernels
 // of the time steps against plain double-precision products.
 #include <gtest/gtest.h>
+#include <xmmintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -148,8 +149,8 @@ namespace {
 // C = A B against a double-precision product, where op gives B[k][n] from w.
 template <class Op>
 double packed_error(int64_t m, int64_t n0, int64_t n1, int64_t k0, int64_t k1, const std::vector<float>& a,
-                    int64_t lda, float beta, const std::vector<float>& c0, const std::vector<float>& c, int64_t ldc,
-                    Op b) {
+                    int64_t lda, float beta, const std::vector<float>& c0, const std::vector<float>& c,
+                    int64_t ldc, Op b) {
   double worst = 0;
   for (int64_t r = 0; r < m; ++r)
     for (int64_t j = n0; j < n1; ++j) {
@@ -164,7 +165,8 @@ double packed_error(int64_t m, int64_t n0, int64_t n1, int64_t k0, int64_t k1, c
 // ranges, with row counts around the micro-kernel's 6 / 12 rows, blocks that end mid-panel, a depth
 // beyond one depth block (256), and the same sums at 1 and 2 threads.
 TEST(KernelsPackedGemm, MatchesThePlainProductOnRangesAndThreads) {
-  if (!recur::kernels::PackedWeights::available()) GTEST_SKIP() << "no packed kernel for this instruction set";
+  if (!recur::kernels::PackedWeights::available())
+    GTEST_SKIP() << "no packed kernel for this instruction set";
   std::mt19937 generator(11);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   struct Shape {
@@ -190,8 +192,9 @@ TEST(KernelsPackedGemm, MatchesThePlainProductOnRangesAndThreads) {
           recur::set_num_threads(threads);
           std::vector<float> c = c0;
           forward.multiply(m, a.data(), s.depth, b0, s.blocks, 0, s.depth, beta, c.data(), width);
-          const double worst = packed_error(m, n0, n, 0, s.depth, a, s.depth, beta, c0, c, width,
-                                            [&](int64_t q, int64_t j) { return double(w_nt[size_t(j * s.depth + q)]); });
+          const double worst =
+              packed_error(m, n0, n, 0, s.depth, a, s.depth, beta, c0, c, width,
+                           [&](int64_t q, int64_t j) { return double(w_nt[size_t(j * s.depth + q)]); });
           EXPECT_LT(worst, 1e-4) << "forward m=" << m << " blocks=" << s.blocks << " cols=" << s.block_cols
                                  << " depth=" << s.depth << " threads=" << threads;
           c_threads[threads - 1] = c;
@@ -204,9 +207,11 @@ TEST(KernelsPackedGemm, MatchesThePlainProductOnRangesAndThreads) {
         for (float& v : d0) v = uniform(generator);
         std::vector<float> d = d0;
         backward.multiply(m, g.data(), k1 - k0, 0, 1, k0, k1, beta, d.data(), s.block_cols);
-        const double worst = packed_error(m, 0, s.block_cols, k0, k1, g, k1 - k0, beta, d0, d, s.block_cols,
-                                          [&](int64_t q, int64_t j) { return double(w_nn[size_t(q * s.block_cols + j)]); });
-        EXPECT_LT(worst, 1e-4) << "backward m=" << m << " cols=" << s.block_cols << " depth " << k0 << ".." << k1;
+        const double worst =
+            packed_error(m, 0, s.block_cols, k0, k1, g, k1 - k0, beta, d0, d, s.block_cols,
+                         [&](int64_t q, int64_t j) { return double(w_nn[size_t(q * s.block_cols + j)]); });
+        EXPECT_LT(worst, 1e-4) << "backward m=" << m << " cols=" << s.block_cols << " depth " << k0 << ".."
+                               << k1;
       }
     }
   }
@@ -229,8 +234,8 @@ TEST(KernelsGemm, SharedProductsMatchThePlainProductAtEveryThreadCount) {
       for (Transpose tb : {Transpose::no, Transpose::yes}) {
         const int64_t lda = (ta == Transpose::yes ? m : k) + 3, ldb = (tb == Transpose::yes ? k : n) + 2,
                       ldc = n + 5;
-        std::vector<float> a(size_t((ta == Transpose::yes ? k : m) * lda)), b(size_t((tb == Transpose::yes ? n : k) * ldb)),
-            c0(size_t(m * ldc));
+        std::vector<float> a(size_t((ta == Transpose::yes ? k : m) * lda)),
+            b(size_t((tb == Transpose::yes ? n : k) * ldb)), c0(size_t(m * ldc));
         for (float& v : a) v = uniform(generator);
         for (float& v : b) v = uniform(generator);
         for (float& v : c0) v = uniform(generator);
@@ -246,7 +251,8 @@ TEST(KernelsGemm, SharedProductsMatchThePlainProductAtEveryThreadCount) {
               for (int64_t q = 0; q < k; ++q)
                 sum += double(ta == Transpose::yes ? a[size_t(q * lda + r)] : a[size_t(r * lda + q)]) *
                        double(tb == Transpose::yes ? b[size_t(j * ldb + q)] : b[size_t(q * ldb + j)]);
-              worst = std::max(worst, std::fabs(c0[size_t(r * ldc + j)] + 0.5 * sum - c[size_t(r * ldc + j)]));
+              worst =
+                  std::max(worst, std::fabs(c0[size_t(r * ldc + j)] + 0.5 * sum - c[size_t(r * ldc + j)]));
             }
           EXPECT_LT(worst, 1e-4) << "m=" << m << " n=" << n << " k=" << k << " threads=" << threads;
           results[threads - 1] = c;
@@ -268,8 +274,9 @@ std::vector<float> flat(const recur::Tensor& t) { return {t.values().begin(), t.
 // (3 rows), the packed product shared by panels (20), and shared by rows (64).
 TEST(KernelsThreads, TrainingStepIsBitIdenticalAtOneAndTwoThreads) {
   using recur::CellSpec;
-  for (const CellSpec& cell : {CellSpec::lstm(), CellSpec::peephole_lstm(), CellSpec::gru(recur::GruReset::before),
-                               CellSpec::gru(), CellSpec::rnn_tanh()}) {
+  for (const CellSpec& cell :
+       {CellSpec::lstm(), CellSpec::peephole_lstm(), CellSpec::gru(recur::GruReset::before), CellSpec::gru(),
+        CellSpec::rnn_tanh()}) {
     for (int64_t batch : {3, 20, 64}) {
       const int64_t T = 4, I = 24, H = 40;
       recur::RnnConfig config{cell, I, H, 2, true};
@@ -299,6 +306,29 @@ TEST(KernelsThreads, TrainingStepIsBitIdenticalAtOneAndTwoThreads) {
     }
   }
   recur::set_num_threads(1);
+}
+
+}  // namespace
+
+namespace {
+
+// Products flush subnormal floats (kernels/denormals.hpp): a subnormal operand counts as zero, and the
+// caller's floating-point mode is the same after the call as before.
+TEST(KernelsGemm, SubnormalOperandsCountAsZeroAndTheCallersModeIsKept) {
+  const int64_t m = 3, n = 40, k = 20;
+  std::vector<float> a(size_t(m * k), 0.5f), w(size_t(n * k), 0.25f), c(size_t(m * n)),
+      expected(size_t(m * n));
+  std::fill_n(a.begin(), k, 1e-40f);  // row 0 subnormal: unflushed, its products would sum to 5e-40, not 0
+  ASSERT_TRUE(std::fpclassify(a[0]) == FP_SUBNORMAL);
+  const unsigned mode = _mm_getcsr();
+  recur::kernels::gemm_nt(m, n, k, a.data(), k, w.data(), k, 0.0f, c.data(), n);
+  EXPECT_EQ(_mm_getcsr(), mode);
+  std::fill_n(a.begin(), k, 0.0f);
+  recur::kernels::gemm_nt(m, n, k, a.data(), k, w.data(), k, 0.0f, expected.data(), n);
+  EXPECT_EQ(c, expected);
+  // The caller's own arithmetic still has subnormals.
+  volatile float tiny = 1e-38f;
+  EXPECT_TRUE(std::fpclassify(tiny * 0.01f) == FP_SUBNORMAL);
 }
 
 }  // namespace

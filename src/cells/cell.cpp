@@ -8,14 +8,15 @@
 
 namespace recur::cells {
 
-void Cell::accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h, const float* h_prev,
-                                                const float*, float* dw_h) const {
+void Cell::accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h,
+                                                const float* h_prev, const float*, float* dw_h) const {
   const int64_t width = gate_width();
   kernels::gemm_tn(width, hidden_, total_rows, dgates_h, width, h_prev, hidden_, 1.0f, dw_h, hidden_);
 }
 
 void Cell::recurrent_product(const kernels::PackedWeights* w_h, int64_t rows, const float* a, int64_t lda,
-                             int64_t block_begin, int64_t block_end, float beta, float* c, int64_t ldc) const {
+                             int64_t block_begin, int64_t block_end, float beta, float* c,
+                             int64_t ldc) const {
   const int64_t H = hidden_;
   if (w_h != nullptr && rows > kernels::kSmallGemmMaxRows)
     return w_h->multiply(rows, a, lda, block_begin, block_end, 0, H, beta, c, ldc);
@@ -24,11 +25,12 @@ void Cell::recurrent_product(const kernels::PackedWeights* w_h, int64_t rows, co
 }
 
 void Cell::recurrent_gradient(const kernels::PackedWeights* w_h, int64_t rows, const float* a, int64_t lda,
-                              int64_t block_begin, int64_t block_end, float beta, float* c, int64_t ldc) const {
+                              int64_t block_begin, int64_t block_end, float beta, float* c,
+                              int64_t ldc) const {
   const int64_t H = hidden_;
   if (w_h != nullptr) return w_h->multiply(rows, a, lda, 0, 1, block_begin * H, block_end * H, beta, c, ldc);
-  kernels::gemm_nn(rows, H, (block_end - block_begin) * H, a, lda, weights_.w_h.data() + block_begin * H * H, H,
-                   beta, c, ldc);
+  kernels::gemm_nn(rows, H, (block_end - block_begin) * H, a, lda, weights_.w_h.data() + block_begin * H * H,
+                   H, beta, c, ldc);
 }
 
 void Cell::for_row_shares(const kernels::PackedWeights* w_h, int64_t rows,

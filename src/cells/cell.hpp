@@ -34,9 +34,9 @@ struct StepBackward {
   float* dh = nullptr;            // [rows, H] in dL/dh(t) (output's share included), out dL/dh(t-1)
   float* dc = nullptr;            // [rows, H] in dL/dc(t), out dL/dc(t-1); lstm family only
   float* dgates_x = nullptr;      // [rows, G*H] out: dL/d(x W_x^T + b_x)
-  float* dgates_h = nullptr;      // [rows, G*H] out: dL/d(recurrent part); only if distinct_recurrent_gradient()
-  float* dpeephole = nullptr;     // [P*H] accumulated into; peephole cells only
-  float* scratch = nullptr;       // [rows, scratch_width()]
+  float* dgates_h = nullptr;   // [rows, G*H] out: dL/d(recurrent part); only if distinct_recurrent_gradient()
+  float* dpeephole = nullptr;  // [P*H] accumulated into; peephole cells only
+  float* scratch = nullptr;    // [rows, scratch_width()]
   // W_h packed for dg W_h (PackedWeights::pack, depth G*H), or nullptr.
   const kernels::PackedWeights* w_h = nullptr;
 };
@@ -59,8 +59,9 @@ class Cell {
 
   // dW_h += dgates_h^T h_prev over all `total_rows` rows of all steps (one GEMM). Cells whose recurrent
   // product reads something other than h(t-1) (GRU, reset before: r * h) override it.
-  virtual void accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h, const float* h_prev,
-                                                    const float* saved, float* dw_h) const;
+  virtual void accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h,
+                                                    const float* h_prev, const float* saved,
+                                                    float* dw_h) const;
 
   int64_t hidden() const { return hidden_; }
   int64_t gate_width() const { return spec_.gate_count() * hidden_; }

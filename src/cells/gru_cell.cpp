@@ -30,20 +30,24 @@ class GruCell final : public Cell {
   bool distinct_recurrent_gradient() const override { return reset_after_; }
 
   void forward_step(const StepForward& step) const override {
-    for_row_shares(step.w_h, step.rows, [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
+    for_row_shares(step.w_h, step.rows,
+                   [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
   }
 
   void backward_step(const StepBackward& step) const override {
-    for_row_shares(step.w_h, step.rows, [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end)); });
+    for_row_shares(step.w_h, step.rows,
+                   [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end)); });
   }
 
   void accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h, const float* h_prev,
                                             const float* saved, float* dw_h) const override {
-    if (reset_after_) return Cell::accumulate_recurrent_weight_gradient(total_rows, dgates_h, h_prev, saved, dw_h);
+    if (reset_after_)
+      return Cell::accumulate_recurrent_weight_gradient(total_rows, dgates_h, h_prev, saved, dw_h);
     const int64_t H = hidden_;
     // Rows r, z of W_h multiply h(t-1); rows n multiply r * h(t-1), saved at column 3H.
     kernels::gemm_tn(2 * H, H, total_rows, dgates_h, 3 * H, h_prev, H, 1.0f, dw_h, H);
-    kernels::gemm_tn(H, H, total_rows, dgates_h + 2 * H, 3 * H, saved + 3 * H, 4 * H, 1.0f, dw_h + 2 * H * H, H);
+    kernels::gemm_tn(H, H, total_rows, dgates_h + 2 * H, 3 * H, saved + 3 * H, 4 * H, 1.0f, dw_h + 2 * H * H,
+                     H);
   }
 
  private:
@@ -64,7 +68,8 @@ class GruCell final : public Cell {
     post_gemm_.sigmoid_sum(rz);
     if (!reset_after_) {  // ah_n = (r h) W_hn^T, the step's second GEMM
       for (int64_t row = 0; row < step.rows; ++row)
-        for (int64_t j = 0; j < H; ++j) ah[row * ld + 2 * H + j] = step.gates[row * 3 * H + j] * step.h[row * H + j];
+        for (int64_t j = 0; j < H; ++j)
+          ah[row * ld + 2 * H + j] = step.gates[row * 3 * H + j] * step.h[row * H + j];
       recurrent_product(step.w_h, step.rows, ah + 2 * H, ld, 2, 3, 0.0f, ah + 3 * H, ld);
     }
     kernels::GruOutputRows out;

@@ -24,47 +24,53 @@ class LstmCell final : public Cell {
   int64_t scratch_width() const override { return 0; }
 
   void forward_step(const StepForward& step) const override {
-    const int64_t H = hidden_, width = gate_width();
-    for_row_shares(step.w_h, step.rows, [&](int64_t begin, int64_t end) {
-      float* gates = step.gates + begin * width;
-      recurrent_product(step.w_h, end - begin, step.h + begin * H, H, 0, spec_.gate_count(), 1.0f, gates, width);
-      kernels::LstmForwardRows rows;
-      rows.rows = end - begin;
-      rows.hidden = H;
-      rows.coupled = spec_.coupled_gates;
-      rows.b_h = weights_.b_h.data();
-      rows.peephole = spec_.peephole ? weights_.peephole.data() : nullptr;
-      rows.gates = gates;
-      rows.c = step.c + begin * H;
-      rows.h = step.h + begin * H;
-      rows.saved = step.saved != nullptr ? step.saved + begin * saved_width() : nullptr;
-      rows.saved_ld = saved_width();
-      post_gemm_.lstm_forward(rows);
-    });
+    for_row_shares(step.w_h, step.rows,
+                   [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
   }
 
   void backward_step(const StepBackward& step) const override {
-    const int64_t H = hidden_, width = gate_width();
     // The peephole gradients are sums over all rows, kept in one fixed order: those steps are not shared.
     const kernels::PackedWeights* shared = spec_.peephole ? nullptr : step.w_h;
-    for_row_shares(shared, step.rows, [&](int64_t begin, int64_t end) {
-      kernels::LstmBackwardRows rows;
-      rows.rows = end - begin;
-      rows.hidden = H;
-      rows.coupled = spec_.coupled_gates;
-      rows.peephole = spec_.peephole ? weights_.peephole.data() : nullptr;
-      rows.dpeephole = step.dpeephole;
-      rows.saved = step.saved + begin * saved_width();
-      rows.saved_ld = saved_width();
-      rows.dh = step.dh + begin * H;
-      rows.dc = step.dc + begin * H;
-      rows.dgates = step.dgates_x + begin * width;
-      post_gemm_.lstm_backward(rows);
-      recurrent_gradient(step.w_h, end - begin, rows.dgates, width, 0, spec_.gate_count(), 0.0f, step.dh + begin * H, H);
-    });
+    for_row_shares(shared, step.rows,
+                   [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end)); });
   }
 
  private:
+  // One share of a step's rows (Cell::for_row_shares); `step` addresses only those rows.
+  void forward_rows(const StepForward& step) const {
+    const int64_t H = hidden_, width = gate_width();
+    recurrent_product(step.w_h, step.rows, step.h, H, 0, spec_.gate_count(), 1.0f, step.gates, width);
+    kernels::LstmForwardRows rows;
+    rows.rows = step.rows;
+    rows.hidden = H;
+    rows.coupled = spec_.coupled_gates;
+    rows.b_h = weights_.b_h.data();
+    rows.peephole = spec_.peephole ? weights_.peephole.data() : nullptr;
+    rows.gates = step.gates;
+    rows.c = step.c;
+    rows.h = step.h;
+    rows.saved = step.saved;
+    rows.saved_ld = saved_width();
+    post_gemm_.lstm_forward(rows);
+  }
+
+  void backward_rows(const StepBackward& step) const {
+    const int64_t H = hidden_, width = gate_width();
+    kernels::LstmBackwardRows rows;
+    rows.rows = step.rows;
+    rows.hidden = H;
+    rows.coupled = spec_.coupled_gates;
+    rows.peephole = spec_.peephole ? weights_.peephole.data() : nullptr;
+    rows.dpeephole = step.dpeephole;
+    rows.saved = step.saved;
+    rows.saved_ld = saved_width();
+    rows.dh = step.dh;
+    rows.dc = step.dc;
+    rows.dgates = step.dgates_x;
+    post_gemm_.lstm_backward(rows);
+    recurrent_gradient(step.w_h, step.rows, step.dgates_x, width, 0, spec_.gate_count(), 0.0f, step.dh, H);
+  }
+
   const kernels::PostGemmKernels& post_gemm_ = kernels::post_gemm();
 };
 }  // namespace

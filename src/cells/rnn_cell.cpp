@@ -15,38 +15,44 @@ class RnnCell final : public Cell {
   int64_t scratch_width() const override { return 0; }
 
   void forward_step(const StepForward& step) const override {
-    const int64_t H = hidden_;
-    for_row_shares(step.w_h, step.rows, [&](int64_t begin, int64_t end) {
-      float* gates = step.gates + begin * H;
-      recurrent_product(step.w_h, end - begin, step.h + begin * H, H, 0, 1, 1.0f, gates, H);
-      kernels::RnnForwardRows rows;
-      rows.rows = end - begin;
-      rows.hidden = H;
-      rows.relu = spec_.activation == Activation::relu;
-      rows.b_h = weights_.b_h.data();
-      rows.gates = gates;
-      rows.h = step.h + begin * H;
-      rows.saved = step.saved != nullptr ? step.saved + begin * H : nullptr;
-      post_gemm_.rnn_forward(rows);
-    });
+    for_row_shares(step.w_h, step.rows,
+                   [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
   }
 
   void backward_step(const StepBackward& step) const override {
-    const int64_t H = hidden_;
-    const bool relu = spec_.activation == Activation::relu;
-    for_row_shares(step.w_h, step.rows, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const float* h = step.saved + r * H;
-        const float* dh = step.dh + r * H;
-        float* da = step.dgates_x + r * H;
-        for (int64_t j = 0; j < H; ++j)
-          da[j] = dh[j] * (relu ? kernels::relu_grad_from_output(h[j]) : kernels::tanh_grad_from_output(h[j]));
-      }
-      recurrent_gradient(step.w_h, end - begin, step.dgates_x + begin * H, H, 0, 1, 0.0f, step.dh + begin * H, H);
-    });
+    for_row_shares(step.w_h, step.rows,
+                   [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end)); });
   }
 
  private:
+  // One share of a step's rows (Cell::for_row_shares); `step` addresses only those rows.
+  void forward_rows(const StepForward& step) const {
+    const int64_t H = hidden_;
+    recurrent_product(step.w_h, step.rows, step.h, H, 0, 1, 1.0f, step.gates, H);
+    kernels::RnnForwardRows rows;
+    rows.rows = step.rows;
+    rows.hidden = H;
+    rows.relu = spec_.activation == Activation::relu;
+    rows.b_h = weights_.b_h.data();
+    rows.gates = step.gates;
+    rows.h = step.h;
+    rows.saved = step.saved;
+    post_gemm_.rnn_forward(rows);
+  }
+
+  void backward_rows(const StepBackward& step) const {
+    const int64_t H = hidden_;
+    const bool relu = spec_.activation == Activation::relu;
+    for (int64_t r = 0; r < step.rows; ++r) {
+      const float* h = step.saved + r * H;
+      const float* dh = step.dh + r * H;
+      float* da = step.dgates_x + r * H;
+      for (int64_t j = 0; j < H; ++j)
+        da[j] = dh[j] * (relu ? kernels::relu_grad_from_output(h[j]) : kernels::tanh_grad_from_output(h[j]));
+    }
+    recurrent_gradient(step.w_h, step.rows, step.dgates_x, H, 0, 1, 0.0f, step.dh, H);
+  }
+
   const kernels::PostGemmKernels& post_gemm_ = kernels::post_gemm();
 };
 

@@ -25,8 +25,8 @@ SequenceLayout SequenceLayout::make(int64_t steps, int64_t batch, const std::vec
   }
   layout.live_rows.assign(static_cast<size_t>(steps), 0);
   for (int64_t t = 0; t < steps; ++t)
-    layout.live_rows[size_t(t)] =
-        std::count_if(layout.lengths.begin(), layout.lengths.end(), [&](int64_t length) { return length > t; });
+    layout.live_rows[size_t(t)] = std::count_if(layout.lengths.begin(), layout.lengths.end(),
+                                                [&](int64_t length) { return length > t; });
   return layout;
 }
 
@@ -44,7 +44,8 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
   const int64_t saved_width = cell.saved_width();
 
   // Batches of at most 4 rows take the small-batch kernel, which reads W_h as it is.
-  const bool pack = kernels::PackedWeights::available() && T > 0 && layout.live_rows[0] > kernels::kSmallGemmMaxRows;
+  const bool pack =
+      kernels::PackedWeights::available() && T > 0 && layout.live_rows[0] > kernels::kSmallGemmMaxRows;
   if (pack) scratch.w_h.pack_transposed(args.weights->w_h.data(), H, cell.spec().gate_count(), H, H);
 
   scratch.buffer.resize(static_cast<size_t>(T * B * width + B * cell.scratch_width()));
@@ -76,7 +77,8 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
       step.saved = args.tape->saved.data() + t * B * saved_width;
     }
     cell.forward_step(step);
-    for (int64_t row = 0; row < rows; ++row) std::copy_n(args.h + row * H, H, args.y + (t * B + row) * args.ldy);
+    for (int64_t row = 0; row < rows; ++row)
+      std::copy_n(args.h + row * H, H, args.y + (t * B + row) * args.ldy);
   }
 }
 

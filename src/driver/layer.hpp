@@ -23,9 +23,9 @@ struct LayerScratch {
 struct SequenceLayout {
   int64_t steps = 0;
   int64_t batch = 0;
-  std::vector<int64_t> order;       // order[k]: the caller's index of sorted row k
-  std::vector<int64_t> live_rows;   // live_rows[t]: sequences longer than t
-  std::vector<int64_t> lengths;     // sorted, longest first
+  std::vector<int64_t> order;      // order[k]: the caller's index of sorted row k
+  std::vector<int64_t> live_rows;  // live_rows[t]: sequences longer than t
+  std::vector<int64_t> lengths;    // sorted, longest first
 
   // lengths empty: all of length `steps`. Lengths are checked by the caller.
   static SequenceLayout make(int64_t steps, int64_t batch, const std::vector<int64_t>& lengths);
@@ -46,8 +46,8 @@ struct LayerForward {
   int64_t input_size = 0;
   float* y = nullptr;  // [T*B, ldy] output columns of this direction; rows must be zero on entry
   int64_t ldy = 0;
-  float* h = nullptr;  // [B, H] in: h0, out: final h
-  float* c = nullptr;  // [B, H] likewise; lstm family only
+  float* h = nullptr;         // [B, H] in: h0, out: final h
+  float* c = nullptr;         // [B, H] likewise; lstm family only
   LayerTape* tape = nullptr;  // nullptr: inference
 };
 void layer_forward(const LayerForward& args, LayerScratch& scratch);
@@ -62,10 +62,10 @@ struct LayerBackward {
   const LayerTape* tape = nullptr;
   const float* dy = nullptr;  // [T*B, ldy] dL/dy of this direction's columns
   int64_t ldy = 0;
-  float* dh = nullptr;  // [B, H] in: dL/d final h, out: dL/dh0
-  float* dc = nullptr;  // likewise for c
+  float* dh = nullptr;               // [B, H] in: dL/d final h, out: dL/dh0
+  float* dc = nullptr;               // likewise for c
   LayerParameters* grads = nullptr;  // accumulated into
-  float* dx = nullptr;  // [T*B, I] accumulated into
+  float* dx = nullptr;               // [T*B, I] accumulated into
 };
 void layer_backward(const LayerBackward& args, LayerScratch& scratch);
 

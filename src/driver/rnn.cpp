@@ -1,11 +1,12 @@
 // Rnn::forward and Rnn::backward: checks at the API edge, the batch sorted by length, layers stacked
 // and directions run through the shared schedule of driver/layer.cpp, results in the caller's order.
+#include "recur/rnn.hpp"
+
 #include <algorithm>
 
 #include "cells/cell.hpp"
 #include "driver/layer.hpp"
 #include "recur/error.hpp"
-#include "recur/rnn.hpp"
 
 namespace recur {
 
@@ -32,14 +33,17 @@ struct Dimensions {
 
 Dimensions check_input(const RnnConfig& config, const Tensor& x, const SequenceOptions& options) {
   if (x.rank() != 3)
-    throw Error(std::string("rnn input x: expected rank 3 ") + (options.batch_first ? "[B, T, I]" : "[T, B, I]") +
-                ", got shape " + shape_to_string(x.shape()));
-  const Dimensions dims = options.batch_first ? Dimensions{x.dim(1), x.dim(0)} : Dimensions{x.dim(0), x.dim(1)};
+    throw Error(std::string("rnn input x: expected rank 3 ") +
+                (options.batch_first ? "[B, T, I]" : "[T, B, I]") + ", got shape " +
+                shape_to_string(x.shape()));
+  const Dimensions dims =
+      options.batch_first ? Dimensions{x.dim(1), x.dim(0)} : Dimensions{x.dim(0), x.dim(1)};
   if (x.dim(2) != config.input_size)
-    throw Error("rnn input x: last dimension must be input_size " + std::to_string(config.input_size) + ", got " +
-                std::to_string(x.dim(2)) + " (shape " + shape_to_string(x.shape()) + ")");
+    throw Error("rnn input x: last dimension must be input_size " + std::to_string(config.input_size) +
+                ", got " + std::to_string(x.dim(2)) + " (shape " + shape_to_string(x.shape()) + ")");
   if (dims.steps < 1 || dims.batch < 1)
-    throw Error("rnn input x: needs at least one time step and one sequence, got shape " + shape_to_string(x.shape()));
+    throw Error("rnn input x: needs at least one time step and one sequence, got shape " +
+                shape_to_string(x.shape()));
   if (!options.lengths.empty()) {
     if (int64_t(options.lengths.size()) != dims.batch)
       throw Error("rnn lengths: expected one per sequence (" + std::to_string(dims.batch) + "), got " +
@@ -80,7 +84,8 @@ Tensor scatter_output(const std::vector<float>& sorted, const driver::SequenceLa
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < B; ++k) {
       const int64_t b = layout.order[size_t(k)];
-      std::copy_n(sorted.data() + (t * B + k) * width, width, y.data() + (batch_first ? b * T + t : t * B + b) * width);
+      std::copy_n(sorted.data() + (t * B + k) * width, width,
+                  y.data() + (batch_first ? b * T + t : t * B + b) * width);
     }
   return y;
 }
@@ -94,10 +99,11 @@ void gather_state(const Tensor* state, int64_t index, const driver::SequenceLayo
     std::copy_n(state->data() + (index * layout.batch + layout.order[size_t(k)]) * H, H, out.data() + k * H);
 }
 
-void scatter_state(const std::vector<float>& sorted, int64_t index, const driver::SequenceLayout& layout, int64_t H,
-                   Tensor& state) {
+void scatter_state(const std::vector<float>& sorted, int64_t index, const driver::SequenceLayout& layout,
+                   int64_t H, Tensor& state) {
   for (int64_t k = 0; k < layout.batch; ++k)
-    std::copy_n(sorted.data() + k * H, H, state.data() + (index * layout.batch + layout.order[size_t(k)]) * H);
+    std::copy_n(sorted.data() + k * H, H,
+                state.data() + (index * layout.batch + layout.order[size_t(k)]) * H);
 }
 
 RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& options, Tape::Impl* tape) {
@@ -131,8 +137,16 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
       const auto cell = cells::make_cell(config.cell, H, weights);
       gather_state(options.h0, index, layout, H, h);
       gather_state(options.c0, index, layout, H, c);
-      driver::LayerForward args{cell.get(), &weights, &layout, d == 1, input.data(), config.layer_input_size(l),
-                                output_rows.data() + d * H, D * H, h.data(), has_c ? c.data() : nullptr,
+      driver::LayerForward args{cell.get(),
+                                &weights,
+                                &layout,
+                                d == 1,
+                                input.data(),
+                                config.layer_input_size(l),
+                                output_rows.data() + d * H,
+                                D * H,
+                                h.data(),
+                                has_c ? c.data() : nullptr,
                                 tape != nullptr ? &tape->layers[size_t(index)] : nullptr};
       driver::layer_forward(args, scratch);
       scatter_state(h, index, layout, H, output.final_state.h);
@@ -159,8 +173,10 @@ RnnOutput Rnn::forward(const Tensor& x, const SequenceOptions& options, Tape& ta
 void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_final_state,
                    RnnGradients& grads) const {
   const Tape::Impl& tape = tape_handle.impl();
-  if (!tape.recorded) throw Error("rnn backward: the tape holds no forward pass; call forward with a Tape first");
-  if (!(tape.config == config_)) throw Error("rnn backward: the tape was recorded by a network of another shape");
+  if (!tape.recorded)
+    throw Error("rnn backward: the tape holds no forward pass; call forward with a Tape first");
+  if (!(tape.config == config_))
+    throw Error("rnn backward: the tape was recorded by a network of another shape");
   const driver::SequenceLayout& layout = tape.layout;
   const int D = config_.directions();
   const int64_t H = config_.hidden_size, T = layout.steps, B = layout.batch;
@@ -168,9 +184,11 @@ void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_
   const Shape y_shape = tape.batch_first ? Shape{B, T, D * H} : Shape{T, B, D * H};
   dy.check_shape("rnn backward dy (the shape of y)", y_shape);
   const Shape state_shape{config_.num_layers * D, B, H};
-  if (!d_final_state.h.empty()) d_final_state.h.check_shape("rnn backward d final h [L*D, B, H]", state_shape);
+  if (!d_final_state.h.empty())
+    d_final_state.h.check_shape("rnn backward d final h [L*D, B, H]", state_shape);
   if (!d_final_state.c.empty()) {
-    if (!has_c) throw Error("rnn backward: d final c given, but cell '" + config_.cell.name() + "' has no cell state");
+    if (!has_c)
+      throw Error("rnn backward: d final c given, but cell '" + config_.cell.name() + "' has no cell state");
     d_final_state.c.check_shape("rnn backward d final c [L*D, B, H]", state_shape);
   }
   grads.parameters.check_shapes(config_);
@@ -189,9 +207,18 @@ void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_
       const auto cell = cells::make_cell(config_.cell, H, weights);
       gather_state(&d_final_state.h, index, layout, H, dh);
       gather_state(&d_final_state.c, index, layout, H, dc);
-      driver::LayerBackward args{cell.get(), &weights, &layout, d == 1, tape.layer_inputs[size_t(l)].data(), I,
-                                 &tape.layers[size_t(index)], d_output.data() + d * H, D * H, dh.data(),
-                                 has_c ? dc.data() : nullptr, &grads.parameters.layers[size_t(index)],
+      driver::LayerBackward args{cell.get(),
+                                 &weights,
+                                 &layout,
+                                 d == 1,
+                                 tape.layer_inputs[size_t(l)].data(),
+                                 I,
+                                 &tape.layers[size_t(index)],
+                                 d_output.data() + d * H,
+                                 D * H,
+                                 dh.data(),
+                                 has_c ? dc.data() : nullptr,
+                                 &grads.parameters.layers[size_t(index)],
                                  d_input.data()};
       driver::layer_backward(args, scratch);
       scatter_state(dh, index, layout, H, grads.initial_state.h);

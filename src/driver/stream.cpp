@@ -14,14 +14,17 @@ struct RnnStream::Scratch {
   std::vector<std::unique_ptr<cells::Cell>> cells;  // one per layer
 };
 
-RnnStream::RnnStream(const Rnn& rnn, int64_t batch) : rnn_(rnn), batch_(batch), scratch_(std::make_unique<Scratch>()) {
+RnnStream::RnnStream(const Rnn& rnn, int64_t batch)
+    : rnn_(rnn), batch_(batch), scratch_(std::make_unique<Scratch>()) {
   const RnnConfig& config = rnn.config();
   if (config.bidirectional)
-    throw Error("rnn stream: a bidirectional network needs the whole sequence; stream only unidirectional ones");
+    throw Error(
+        "rnn stream: a bidirectional network needs the whole sequence; stream only unidirectional ones");
   if (batch < 1) throw Error("rnn stream: batch must be at least 1, got " + std::to_string(batch));
   scratch_->layout = driver::SequenceLayout::make(1, batch, {});
   for (int l = 0; l < config.num_layers; ++l)
-    scratch_->cells.push_back(cells::make_cell(config.cell, config.hidden_size, rnn.parameters().layers[size_t(l)]));
+    scratch_->cells.push_back(
+        cells::make_cell(config.cell, config.hidden_size, rnn.parameters().layers[size_t(l)]));
   reset();
 }
 
@@ -38,7 +41,8 @@ void RnnStream::set_state(RnnState state) {
   const RnnConfig& config = rnn_.config();
   const Shape shape{config.num_layers, batch_, config.hidden_size};
   state.h.check_shape("rnn stream state h [L, B, H]", shape);
-  if (config.cell.has_cell_state()) state.c.check_shape("rnn stream state c [L, B, H]", shape);
+  if (config.cell.has_cell_state())
+    state.c.check_shape("rnn stream state c [L, B, H]", shape);
   else if (!state.c.empty())
     throw Error("rnn stream state: cell '" + config.cell.name() + "' has no cell state; give only h");
   state_ = std::move(state);
@@ -53,9 +57,17 @@ Tensor RnnStream::step(const Tensor& x_t) {
   for (int l = 0; l < config.num_layers; ++l) {
     s.output.assign(size_t(B * H), 0.0f);
     float* c = config.cell.has_cell_state() ? state_.c.data() + l * B * H : nullptr;
-    driver::LayerForward args{s.cells[size_t(l)].get(), &rnn_.parameters().layers[size_t(l)], &s.layout, false,
-                              s.input.data(), config.layer_input_size(l), s.output.data(), H,
-                              state_.h.data() + l * B * H, c, nullptr};
+    driver::LayerForward args{s.cells[size_t(l)].get(),
+                              &rnn_.parameters().layers[size_t(l)],
+                              &s.layout,
+                              false,
+                              s.input.data(),
+                              config.layer_input_size(l),
+                              s.output.data(),
+                              H,
+                              state_.h.data() + l * B * H,
+                              c,
+                              nullptr};
     driver::layer_forward(args, s.buffer);
     s.input.swap(s.output);
   }

@@ -61,7 +61,8 @@ SequenceModel::SequenceModel(LongGapTask task, const StackSpec& cell, int64_t hi
   // The clockwork RNN has no gate.
   if (cell.kind == StackKind::dglstm || cell.kind == StackKind::gridlstm)
     for (const Parameter& p : stack_->parameters()) {
-      const bool gate_bias = p.name.find(cell.kind == StackKind::dglstm ? ".bias_ih_l" : ".bias_l") != std::string::npos;
+      const bool gate_bias =
+          p.name.find(cell.kind == StackKind::dglstm ? ".bias_ih_l" : ".bias_l") != std::string::npos;
       if (!gate_bias || p.value->size() != 4 * H) continue;
       for (int64_t j = H; j < 2 * H; ++j) p.value->data()[j] += forget_bias;
     }

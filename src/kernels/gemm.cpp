@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "kernels/denormals.hpp"
 #include "kernels/post_gemm.hpp"
 #include "kernels/thread_pool.hpp"
 
@@ -15,9 +16,10 @@ constexpr int64_t kParallelGemmMultiplyAdds = int64_t(1) << 21;
 
 }  // namespace
 
-void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
+          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
+  const FlushDenormals flush;
   if (k == 0) {  // BLAS would still scale C by beta; do it here so that k = 0 is well defined
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
@@ -29,8 +31,9 @@ void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, in
     const float* b_columns = b + (transpose_b == Transpose::yes ? column * ldb : column);
     cblas_sgemm(CblasRowMajor, transpose_a == Transpose::yes ? CblasTrans : CblasNoTrans,
                 transpose_b == Transpose::yes ? CblasTrans : CblasNoTrans, static_cast<blasint>(rows),
-                static_cast<blasint>(columns), static_cast<blasint>(k), alpha, a_rows, static_cast<blasint>(lda),
-                b_columns, static_cast<blasint>(ldb), beta, c + row * ldc + column, static_cast<blasint>(ldc));
+                static_cast<blasint>(columns), static_cast<blasint>(k), alpha, a_rows,
+                static_cast<blasint>(lda), b_columns, static_cast<blasint>(ldb), beta, c + row * ldc + column,
+                static_cast<blasint>(ldc));
   };
   ThreadPool& pool = ThreadPool::instance();
   // BLAS runs on one thread (recur::set_num_threads); a large product is cut into one share per thread
@@ -45,15 +48,18 @@ void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, in
     const int64_t begin = std::min(length, lines * index / count * 16);
     const int64_t end = std::min(length, lines * (index + 1) / count * 16);
     if (end <= begin) return;
-    if (split_rows) blas(begin, end - begin, 0, n);
-    else blas(0, m, begin, end - begin);
+    if (split_rows)
+      blas(begin, end - begin, 0, n);
+    else
+      blas(0, m, begin, end - begin);
   });
 }
 
-void recurrent_gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* w, int64_t ldw,
-                       float beta, float* c, int64_t ldc) {
+void recurrent_gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* w,
+                       int64_t ldw, float beta, float* c, int64_t ldc) {
   if (m > kSmallGemmMaxRows) return gemm_nt(m, n, k, a, lda, w, ldw, beta, c, ldc);
   if (m == 0 || n == 0) return;
+  const FlushDenormals flush;
   SmallGemmRows rows;
   rows.rows = m;
   rows.k = k;

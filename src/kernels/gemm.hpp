@@ -8,8 +8,8 @@ namespace recur::kernels {
 
 enum class Transpose { no, yes };
 
-void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
+          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // C[m, n] (+)= A[m, k] B[n, k]^T: the shape of every "rows times weights" product (x W^T, h W_h^T).
 inline void gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
@@ -32,7 +32,7 @@ inline void gemm_tn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda
 // there the product is bound by reading W, and BLAS's threading costs more than the product itself.
 // Larger batches go to gemm (BLAS); the cells' steps use the packed kernel instead
 // (kernels/packed_gemm.hpp), for which the driver packs W_h once per sequence.
-void recurrent_gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* w, int64_t ldw,
-                       float beta, float* c, int64_t ldc);
+void recurrent_gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* w,
+                       int64_t ldw, float beta, float* c, int64_t ldc);
 
 }  // namespace recur::kernels

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/denormals.hpp"
 #include "kernels/post_gemm.hpp"
 #include "kernels/thread_pool.hpp"
 
@@ -11,7 +12,8 @@ bool PackedWeights::available() { return post_gemm().packed_gemm != nullptr; }
 
 int64_t PackedWeights::row_block() { return post_gemm().packed_row_block; }
 
-void PackedWeights::pack_transposed(const float* w, int64_t ldw, int64_t blocks, int64_t block_cols, int64_t depth) {
+void PackedWeights::pack_transposed(const float* w, int64_t ldw, int64_t blocks, int64_t block_cols,
+                                    int64_t depth) {
   const int64_t nr = post_gemm().packed_panel_width;
   panel_width_ = nr;
   depth_ = depth;
@@ -49,6 +51,7 @@ void PackedWeights::pack(const float* w, int64_t ldw, int64_t depth, int64_t col
 void PackedWeights::multiply(int64_t m, const float* a, int64_t lda, int64_t block_begin, int64_t block_end,
                              int64_t k_begin, int64_t k_end, float beta, float* c, int64_t ldc) const {
   if (m == 0 || block_end <= block_begin) return;
+  const FlushDenormals flush;
   PackedGemmPanels task;
   task.rows = m;
   task.depth = k_end - k_begin;

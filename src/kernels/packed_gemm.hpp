@@ -35,8 +35,8 @@ class PackedWeights {
   // columns] + beta C (beta 0 or 1). Block g's columns start in C at (g - block_begin) * block_cols.
   // Large products are shared among recur's threads by panels; the sums do not depend on the thread
   // count (each element is computed by one thread, in the same order).
-  void multiply(int64_t m, const float* a, int64_t lda, int64_t block_begin, int64_t block_end, int64_t k_begin,
-                int64_t k_end, float beta, float* c, int64_t ldc) const;
+  void multiply(int64_t m, const float* a, int64_t lda, int64_t block_begin, int64_t block_end,
+                int64_t k_begin, int64_t k_end, float beta, float* c, int64_t ldc) const;
 
  private:
   int64_t panel_width_ = 0, depth_ = 0, blocks_ = 0, block_cols_ = 0, panels_per_block_ = 0;

@@ -7,6 +7,8 @@
 // (24 accumulators of 32 registers), 6 with AVX2 (12 of 16). The panel, [depth][NR], is read in order.
 // k is cut into blocks of kDepthBlock so that a block of A rows (12 x 256 floats = 12 KB) and of the
 // panel (32 KB) stay in the 48 KB L1 cache while the rows of A are swept.
+#include "kernels/post_gemm.hpp"
+#include "kernels/simd.hpp"
 
 namespace recur::kernels::RECUR_POST_GEMM_NAMESPACE {
 
@@ -56,8 +58,8 @@ inline void packed_micro_kernel(int64_t depth, const float* a, int64_t lda, cons
 }
 
 template <class V, int ROWS = PackedShape<V>::mr>
-inline void packed_rows(int64_t rows, int64_t depth, const float* a, int64_t lda, const float* panel, float* c,
-                        int64_t ldc, int64_t columns, bool accumulate) {
+inline void packed_rows(int64_t rows, int64_t depth, const float* a, int64_t lda, const float* panel,
+                        float* c, int64_t ldc, int64_t columns, bool accumulate) {
   if constexpr (ROWS > 0) {
     if (rows == ROWS) return packed_micro_kernel<V, ROWS>(depth, a, lda, panel, c, ldc, columns, accumulate);
     return packed_rows<V, ROWS - 1>(rows, depth, a, lda, panel, c, ldc, columns, accumulate);
@@ -77,8 +79,8 @@ void packed_gemm(const PackedGemmPanels& g) {
       const float* panel = g.panels + p * g.panel_stride + k0 * nr;
       for (int64_t r = 0; r < g.rows; r += mr) {
         const int64_t rows = g.rows - r < mr ? g.rows - r : mr;
-        packed_rows<V>(rows, depth, g.a + r * g.lda + k0, g.lda, panel, g.c + r * g.ldc + column, g.ldc, columns,
-                       accumulate);
+        packed_rows<V>(rows, depth, g.a + r * g.lda + k0, g.lda, panel, g.c + r * g.ldc + column, g.ldc,
+                       columns, accumulate);
       }
     }
   }

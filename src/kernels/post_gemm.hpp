@@ -28,9 +28,9 @@ struct LstmBackwardRows {
   float* dpeephole = nullptr;       // [P*H] accumulated into, row by row (fixed order)
   const float* saved = nullptr;     // [rows, saved_ld] as forward wrote it
   int64_t saved_ld = 0;
-  const float* dh = nullptr;        // [rows, H]
-  float* dc = nullptr;              // [rows, H] dL/dc(t) in, dL/dc(t-1) out
-  float* dgates = nullptr;          // [rows, G*H] out
+  const float* dh = nullptr;  // [rows, H]
+  float* dc = nullptr;        // [rows, H] dL/dc(t) in, dL/dc(t-1) out
+  float* dgates = nullptr;    // [rows, G*H] out
 };
 
 // out[k] = sigmoid(a[k] + b[k] + bias[k]) for k < width, per row (GRU's r and z).
@@ -39,7 +39,7 @@ struct SigmoidSumRows {
   const float* bias = nullptr;  // [width]
   const float* b = nullptr;     // [rows, ldb]
   int64_t ldb = 0;
-  float* a = nullptr;           // [rows, lda] in place
+  float* a = nullptr;  // [rows, lda] in place
   int64_t lda = 0;
 };
 
@@ -48,13 +48,13 @@ struct SigmoidSumRows {
 struct GruOutputRows {
   int64_t rows = 0, hidden = 0;
   bool reset_after = true;
-  const float* b_hn = nullptr;  // [H]
-  const float* gates = nullptr; // [rows, 3H]: r, z, ax_n
-  const float* ah_n = nullptr;  // [rows, ld_ah] without b_hn
-  const float* rh = nullptr;    // [rows, ld_ah] reset before only
+  const float* b_hn = nullptr;   // [H]
+  const float* gates = nullptr;  // [rows, 3H]: r, z, ax_n
+  const float* ah_n = nullptr;   // [rows, ld_ah] without b_hn
+  const float* rh = nullptr;     // [rows, ld_ah] reset before only
   int64_t ld_ah = 0;
-  float* h = nullptr;           // [rows, H]
-  float* saved = nullptr;       // [rows, 4H] or nullptr
+  float* h = nullptr;      // [rows, H]
+  float* saved = nullptr;  // [rows, 4H] or nullptr
 };
 
 // Elman RNN: h = act(a + b_h); relu or tanh; saved = h when not null.
@@ -76,8 +76,8 @@ struct SmallGemmRows {
   int64_t lda = 0;
   const float* w = nullptr;  // [N, ldw]
   int64_t ldw = 0;
-  float beta = 1.0f;         // 0 or 1
-  float* c = nullptr;        // [rows, ldc]
+  float beta = 1.0f;   // 0 or 1
+  float* c = nullptr;  // [rows, ldc]
   int64_t ldc = 0;
 };
 constexpr int64_t kSmallGemmMaxRows = 4;
@@ -87,15 +87,15 @@ constexpr int64_t kSmallGemmMaxRows = 4;
 // columns q*NR .. q*NR+NR-1 of block g = p / panels_per_block (q = p % panels_per_block) as
 // [depth][NR] floats, zero beyond the block's last column; its columns in C start at g*block_cols + q*NR.
 struct PackedGemmPanels {
-  int64_t rows = 0, depth = 0;     // m, and the k that A and the panels share
-  const float* a = nullptr;        // [rows, lda]
+  int64_t rows = 0, depth = 0;  // m, and the k that A and the panels share
+  const float* a = nullptr;     // [rows, lda]
   int64_t lda = 0;
-  const float* panels = nullptr;   // the first used k of panel 0
-  int64_t panel_stride = 0;        // floats from one panel to the next
+  const float* panels = nullptr;  // the first used k of panel 0
+  int64_t panel_stride = 0;       // floats from one panel to the next
   int64_t block_cols = 0, panels_per_block = 0;
   int64_t panel_begin = 0, panel_end = 0;
-  float beta = 0.0f;               // 0 or 1
-  float* c = nullptr;              // [rows, ldc]
+  float beta = 0.0f;   // 0 or 1
+  float* c = nullptr;  // [rows, ldc]
   int64_t ldc = 0;
 };
 

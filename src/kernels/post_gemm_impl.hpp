@@ -1,9 +1,9 @@
 #pragma once
 // The post-GEMM kernels, written once against simd.hpp's vector type V. Included by post_gemm_<isa>.cpp,
 // each compiled with its own instruction-set flags, inside its own namespace.
+#include "kernels/packed_gemm_impl.hpp"
 #include "kernels/post_gemm.hpp"
 #include "kernels/simd.hpp"
-#include "kernels/packed_gemm_impl.hpp"
 
 namespace recur::kernels::RECUR_POST_GEMM_NAMESPACE {
 
@@ -207,11 +207,16 @@ void small_gemm_block(const SmallGemmRows& a) {
 template <class V>
 void small_gemm_nt(const SmallGemmRows& a) {
   switch (a.rows) {
-    case 1: return small_gemm_block<V, 1>(a);
-    case 2: return small_gemm_block<V, 2>(a);
-    case 3: return small_gemm_block<V, 3>(a);
-    case 4: return small_gemm_block<V, 4>(a);
-    default: return;
+    case 1:
+      return small_gemm_block<V, 1>(a);
+    case 2:
+      return small_gemm_block<V, 2>(a);
+    case 3:
+      return small_gemm_block<V, 3>(a);
+    case 4:
+      return small_gemm_block<V, 4>(a);
+    default:
+      return;
   }
 }
 

@@ -54,7 +54,9 @@ struct Scalar {
   // mask ? a : b, with the masks below.
   friend Scalar select_less(Scalar x, Scalar limit, Scalar a, Scalar b) { return x.v < limit.v ? a : b; }
   friend Scalar select_positive(Scalar x, Scalar a) { return {x.v > 0.0f ? a.v : 0.0f}; }
-  friend Scalar copy_sign(Scalar magnitude, Scalar sign) { return {__builtin_copysignf(magnitude.v, sign.v)}; }
+  friend Scalar copy_sign(Scalar magnitude, Scalar sign) {
+    return {__builtin_copysignf(magnitude.v, sign.v)};
+  }
 };
 
 #if defined(__AVX512F__)
@@ -79,7 +81,8 @@ struct Avx512 {
     const __m256 a01 = _mm256_hadd_ps(a[0], a[1]), a23 = _mm256_hadd_ps(a[2], a[3]);
     const __m256 a45 = _mm256_hadd_ps(a[4], a[5]), a67 = _mm256_hadd_ps(a[6], a[7]);
     const __m256 a0123 = _mm256_hadd_ps(a01, a23), a4567 = _mm256_hadd_ps(a45, a67);
-    return _mm256_add_ps(_mm256_permute2f128_ps(a0123, a4567, 0x20), _mm256_permute2f128_ps(a0123, a4567, 0x31));
+    return _mm256_add_ps(_mm256_permute2f128_ps(a0123, a4567, 0x20),
+                         _mm256_permute2f128_ps(a0123, a4567, 0x31));
   }
   friend Avx512 operator+(Avx512 a, Avx512 b) { return {_mm512_add_ps(a.v, b.v)}; }
   friend Avx512 operator-(Avx512 a, Avx512 b) { return {_mm512_sub_ps(a.v, b.v)}; }
@@ -91,7 +94,8 @@ struct Avx512 {
   friend Avx512 abs(Avx512 a) { return {_mm512_abs_ps(a.v)}; }
   friend Avx512 round_nearest(Avx512 a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT)}; }
   friend Avx512 pow2(Avx512 n) {
-    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n.v), _mm512_set1_epi32(127)), 23);
+    const __m512i bits =
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n.v), _mm512_set1_epi32(127)), 23);
     return {_mm512_castsi512_ps(bits)};
   }
   friend Avx512 select_less(Avx512 x, Avx512 limit, Avx512 a, Avx512 b) {
@@ -137,9 +141,12 @@ struct Avx2 {
   friend Avx2 min(Avx2 a, Avx2 b) { return {_mm256_min_ps(a.v, b.v)}; }
   friend Avx2 max(Avx2 a, Avx2 b) { return {_mm256_max_ps(a.v, b.v)}; }
   friend Avx2 abs(Avx2 a) { return {_mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v)}; }
-  friend Avx2 round_nearest(Avx2 a) { return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+  friend Avx2 round_nearest(Avx2 a) {
+    return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
+  }
   friend Avx2 pow2(Avx2 n) {
-    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127)), 23);
+    const __m256i bits =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127)), 23);
     return {_mm256_castsi256_ps(bits)};
   }
   friend Avx2 select_less(Avx2 x, Avx2 limit, Avx2 a, Avx2 b) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 
+#include "kernels/denormals.hpp"
 
 namespace recur::kernels {
 namespace {
@@ -63,20 +64,26 @@ void ThreadPool::run(const std::function<void(int, int)>& task) {
   task(0, size());
   // Spin, but yield the core now and then: on a loaded machine the worker we wait for may need it.
   for (int spin = 1; pending_.load(std::memory_order_acquire) != 0; ++spin) {
-    if (spin % kSpinsBeforeYield == 0) std::this_thread::yield();
-    else _mm_pause();
+    if (spin % kSpinsBeforeYield == 0)
+      std::this_thread::yield();
+    else
+      _mm_pause();
   }
   busy_.store(false, std::memory_order_release);
 }
 
 void ThreadPool::work(int index) {
+  // recur's own threads only ever run recur's products: subnormals flushed for good (denormals.hpp).
+  _mm_setcsr(_mm_getcsr() | FlushDenormals::kBits);
   uint64_t seen = 0;
   for (;;) {
     uint64_t now = generation_.load(std::memory_order_acquire);
     for (int spin = 0; now == seen; now = generation_.load(std::memory_order_acquire)) {
       if (++spin < kSpinsBeforeSleep) {
-        if (spin % kSpinsBeforeYield == 0) std::this_thread::yield();  // as in run(): share a loaded machine
-        else _mm_pause();
+        if (spin % kSpinsBeforeYield == 0)
+          std::this_thread::yield();  // as in run(): share a loaded machine
+        else
+          _mm_pause();
       } else {
         generation_.wait(seen, std::memory_order_acquire);
       }

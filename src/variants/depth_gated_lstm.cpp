@@ -211,8 +211,10 @@ void layer_forward(const LayerForward& a) {
     const int64_t offset = t * B * H;
     if (a.h_prev != nullptr) std::copy_n(a.h, rows * H, a.h_prev + offset);
     float* gates_t = a.gates + t * B * width;
-    if (pack && rows > kernels::kSmallGemmMaxRows) packed.multiply(rows, a.h, H, 0, 4, 0, H, 1.0f, gates_t, width);
-    else kernels::recurrent_gemm_nt(rows, 4 * H, H, a.h, H, w.weight_hh.data(), H, 1.0f, gates_t, width);
+    if (pack && rows > kernels::kSmallGemmMaxRows)
+      packed.multiply(rows, a.h, H, 0, 4, 0, H, 1.0f, gates_t, width);
+    else
+      kernels::recurrent_gemm_nt(rows, 4 * H, H, a.h, H, w.weight_hh.data(), H, 1.0f, gates_t, width);
     StepRows step;
     step.rows = rows;
     step.hidden = H;
@@ -255,7 +257,7 @@ void layer_backward(const LayerBackward& a, std::vector<float>& dgates) {
   LayerTensors& grads = *a.grads;
   const DepthGatedLstm::Tape::Layer& record = *a.record;
   dgates.assign(size_t(T * B * width), 0.0f);  // dead rows keep zero gradients for the merged GEMMs
-  kernels::PackedWeights packed;  // W_hh for dg W_hh, packed once (kernels/packed_gemm.hpp)
+  kernels::PackedWeights packed;               // W_hh for dg W_hh, packed once (kernels/packed_gemm.hpp)
   const bool pack = kernels::PackedWeights::available();
   if (pack) packed.pack(w.weight_hh.data(), H, 4 * H, H);
   for (int64_t t = T - 1; t >= 0; --t) {
@@ -287,8 +289,10 @@ void layer_backward(const LayerBackward& a, std::vector<float>& dgates) {
     } else {
       backward_rows<false>(step);
     }
-    if (pack) packed.multiply(rows, dgates_t, width, 0, 1, 0, 4 * H, 0.0f, a.dh, H);
-    else kernels::gemm_nn(rows, H, 4 * H, dgates_t, width, w.weight_hh.data(), H, 0.0f, a.dh, H);
+    if (pack)
+      packed.multiply(rows, dgates_t, width, 0, 1, 0, 4 * H, 0.0f, a.dh, H);
+    else
+      kernels::gemm_nn(rows, H, 4 * H, dgates_t, width, w.weight_hh.data(), H, 0.0f, a.dh, H);
   }
   const int64_t rows = T * B;
   kernels::gemm_tn(width, I, rows, dgates.data(), width, a.x, I, 1.0f, grads.weight_ih.data(), I);
