@@ -12,9 +12,12 @@ int64_t RnnConfig::layer_input_size(int layer) const {
 }
 
 void RnnConfig::validate() const {
-  if (input_size <= 0) throw Error("rnn config: input_size must be positive, got " + std::to_string(input_size));
-  if (hidden_size <= 0) throw Error("rnn config: hidden_size must be positive, got " + std::to_string(hidden_size));
-  if (num_layers <= 0) throw Error("rnn config: num_layers must be positive, got " + std::to_string(num_layers));
+  if (input_size <= 0)
+    throw Error("rnn config: input_size must be positive, got " + std::to_string(input_size));
+  if (hidden_size <= 0)
+    throw Error("rnn config: hidden_size must be positive, got " + std::to_string(hidden_size));
+  if (num_layers <= 0)
+    throw Error("rnn config: num_layers must be positive, got " + std::to_string(num_layers));
 }
 
 namespace {
@@ -73,7 +76,8 @@ void RnnParameters::check_shapes(const RnnConfig& config) const {
   }
 }
 
-Rnn::Rnn(const RnnConfig& config, uint64_t seed) : config_(config), parameters_(RnnParameters::zeros(config)) {
+Rnn::Rnn(const RnnConfig& config, uint64_t seed)
+    : config_(config), parameters_(RnnParameters::zeros(config)) {
   // PyTorch's initialisation: every weight uniform in [-1/sqrt(H), 1/sqrt(H)]. The uniform draw is
   // written out (top 24 bits of a 64-bit Mersenne twister) so that a seed gives the same weights with
   // any standard library.
@@ -87,7 +91,8 @@ Rnn::Rnn(const RnnConfig& config, uint64_t seed) : config_(config), parameters_(
       }
 }
 
-Rnn::Rnn(const RnnConfig& config, RnnParameters parameters) : config_(config), parameters_(std::move(parameters)) {
+Rnn::Rnn(const RnnConfig& config, RnnParameters parameters)
+    : config_(config), parameters_(std::move(parameters)) {
   config_.validate();
   parameters_.check_shapes(config_);
 }

@@ -19,9 +19,13 @@ const PostGemmKernels& choose() {
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? post_gemm_avx2() : nullptr;
   if (const char* forced = std::getenv("RECUR_ISA")) {
     const std::string name = forced;
-    const PostGemmKernels* chosen = name == "avx512" ? avx512 : name == "avx2" ? avx2 : name == "scalar" ? post_gemm_scalar() : nullptr;
+    const PostGemmKernels* chosen = name == "avx512"   ? avx512
+                                    : name == "avx2"   ? avx2
+                                    : name == "scalar" ? post_gemm_scalar()
+                                                       : nullptr;
     if (chosen == nullptr)
-      throw Error("RECUR_ISA=" + name + ": not one of avx512, avx2, scalar that this processor and build support");
+      throw Error("RECUR_ISA=" + name +
+                  ": not one of avx512, avx2, scalar that this processor and build support");
     return *chosen;
   }
   return avx512 ? *avx512 : avx2 ? *avx2 : *post_gemm_scalar();

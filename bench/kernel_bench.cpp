@@ -1,0 +1,168 @@
+// kernel_bench: the probes behind docs/performance.md's gap analysis, one level below rnn_bench. Each
+// line is one measurement, the median of repeated calls on the same (cache-warm) data:
+//   step      one time step's product through OpenBLAS and through recur's packed kernel
+//             (kernels/packed_gemm.hpp), forward h W_h^T and backward dG W_h, LSTM H = 512
+//   matvec    the small-batch kernel (kernels::recurrent_gemm_nt, 1 row) and the bytes of W it streams
+//   merged    a merged GEMM over all T*B rows: recur's shares of single-threaded BLAS calls against
+//             OpenBLAS's own threads
+//   pool      an empty task on recur's thread pool
+//   subnormal OpenBLAS sgemm with normal and with subnormal operands (kernels/denormals.hpp says why)
+// Usage: kernel_bench [threads ...]   (default: 1 2)
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#include "kernels/gemm.hpp"
+#include "kernels/packed_gemm.hpp"
+#include "kernels/thread_pool.hpp"
+#include "recur/runtime.hpp"
+
+namespace {
+
+using recur::kernels::Transpose;
+
+// Median microseconds of f over `repeats` calls, after two untimed ones.
+double median_us(const std::function<void()>& f, int repeats) {
+  f(), f();
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    times.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::nth_element(times.begin(), times.begin() + long(times.size() / 2), times.end());
+  return times[times.size() / 2];
+}
+
+std::vector<float> filled(int64_t n, float scale) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = float(i % 7 - 3) * scale;
+  return v;
+}
+
+void step_products(int threads) {
+  const int64_t H = 512, G = 4;
+  const std::vector<float> w = filled(G * H * H, 0.01f);
+  recur::kernels::PackedWeights forward, backward;
+  forward.pack_transposed(w.data(), H, G, H, H);
+  backward.pack(w.data(), H, G * H, H);
+  for (int64_t m : {8, 32, 64}) {
+    const std::vector<float> h = filled(m * G * H, 0.1f);
+    std::vector<float> c(size_t(m * G * H));
+    const double flops = 2.0 * double(m * G * H * H);
+    const double blas_fwd = median_us(
+        [&] {
+          recur::kernels::gemm(Transpose::no, Transpose::yes, m, G * H, H, 1.0f, h.data(), H, w.data(), H,
+                               0.0f, c.data(), G * H);
+        },
+        30);
+    const double packed_fwd =
+        median_us([&] { forward.multiply(m, h.data(), H, 0, G, 0, H, 0.0f, c.data(), G * H); }, 30);
+    const double blas_bwd = median_us(
+        [&] {
+          recur::kernels::gemm(Transpose::no, Transpose::no, m, H, G * H, 1.0f, h.data(), G * H, w.data(), H,
+                               0.0f, c.data(), H);
+        },
+        30);
+    const double packed_bwd =
+        median_us([&] { backward.multiply(m, h.data(), G * H, 0, 1, 0, G * H, 0.0f, c.data(), H); }, 30);
+    std::printf(
+        "step      threads %d  B=%-3lld forward: BLAS %7.1f us  packed %7.1f us (%3.0f GFLOP/s)   "
+        "backward: BLAS %7.1f us  packed %7.1f us (%3.0f GFLOP/s)\n",
+        threads, (long long)m, blas_fwd, packed_fwd, flops / packed_fwd / 1e3, blas_bwd, packed_bwd,
+        flops / packed_bwd / 1e3);
+  }
+  const double pack_us = median_us([&] { forward.pack_transposed(w.data(), H, G, H, H); }, 5);
+  std::printf("step      threads %d  packing W_h (4 MB) once per pass: %.0f us\n", threads, pack_us);
+}
+
+void matvec(int threads) {
+  for (int64_t H : {256, 512})
+    for (int64_t G : {1, 4}) {
+      const std::vector<float> w = filled(G * H * H, 0.01f), x = filled(H, 0.5f);
+      std::vector<float> c(size_t(G * H));
+      const double us = median_us(
+          [&] {
+            recur::kernels::recurrent_gemm_nt(1, G * H, H, x.data(), H, w.data(), H, 0.0f, c.data(), G * H);
+          },
+          2000);
+      std::printf("matvec    threads %d  W %4lld x %3lld (%4.0f KB): %6.2f us, %4.0f GB/s\n", threads,
+                  (long long)(G * H), (long long)H, double(G * H * H * 4) / 1024, us,
+                  double(G * H * H * 4) / us / 1e3);
+    }
+}
+
+void merged(int threads) {
+  const int64_t m = 3200, n = 2048, k = 512;
+  const std::vector<float> a = filled(m * k, 0.1f), b = filled(n * k, 0.01f);
+  std::vector<float> c(size_t(m * n));
+  const double ours = median_us(
+      [&] {
+        recur::kernels::gemm(Transpose::no, Transpose::yes, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f,
+                             c.data(), n);
+      },
+      5);
+  openblas_set_num_threads(threads);
+  const double theirs = median_us(
+      [&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(m), blasint(n), blasint(k), 1.0f,
+                    a.data(), blasint(k), b.data(), blasint(k), 0.0f, c.data(), blasint(n));
+      },
+      5);
+  openblas_set_num_threads(1);
+  const double flops = 2.0 * double(m * n * k);
+  std::printf(
+      "merged    threads %d  3200x2048x512: recur's shares %.0f GFLOP/s, OpenBLAS's threads %.0f GFLOP/s\n",
+      threads, flops / ours / 1e3, flops / theirs / 1e3);
+}
+
+void pool(int threads) {
+  volatile int sink = 0;
+  const double us =
+      median_us([&] { recur::kernels::ThreadPool::instance().run([&](int i, int) { sink = i; }); }, 20000);
+  std::printf("pool      threads %d  empty task: %.2f us\n", threads, us);
+}
+
+void subnormal() {
+  const int m = 100, n = 10000, k = 200;
+  for (float scale : {1.0f, 1e-39f}) {
+    const std::vector<float> a = filled(int64_t(m) * k, 0.1f * scale), b = filled(int64_t(n) * k, 0.01f);
+    std::vector<float> c(size_t(m) * n);
+    const double us = median_us(
+        [&] {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f,
+                      c.data(), n);
+        },
+        1);
+    std::printf("subnormal OpenBLAS sgemm 100x10000x200, A %s: %.1f ms\n",
+                scale == 1.0f ? "normal   " : "subnormal", us / 1e3);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> thread_counts;
+  for (int i = 1; i < argc; ++i) thread_counts.push_back(std::atoi(argv[i]));
+  if (thread_counts.empty()) thread_counts = {1, 2};
+  for (int threads : thread_counts) {
+    if (threads < 1) {
+      std::fprintf(stderr, "kernel_bench: thread counts must be positive, got %d\n", threads);
+      return 1;
+    }
+    recur::set_num_threads(threads);
+    step_products(threads);
+    matvec(threads);
+    merged(threads);
+    pool(threads);
+  }
+  recur::set_num_threads(1);
+  subnormal();
+  return 0;
+}
