@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "numeric_checks.hpp"
@@ -284,6 +286,46 @@ TEST(FastVsRef, CoupledLstm) { check_cell(CellSpec::coupled_lstm()); }
 TEST(FastVsRef, PeepholeCoupledLstm) { check_cell(peephole_cifg()); }
 TEST(FastVsRef, GruResetAfter) { check_cell(CellSpec::gru(GruReset::after)); }
 TEST(FastVsRef, GruResetBefore) { check_cell(CellSpec::gru(GruReset::before)); }
+
+// A Tape is reused from call to call without clearing it: a first call whose values overflow to NaN and
+// Inf, then a call with shorter sequences on the same tape, gives the same gradients, bit for bit, as that
+// second call on a fresh tape (the rows past a sequence's end are zeroed, not left from the first call).
+TEST(FastVsRefTape, ReusedTapeGivesTheGradientsOfAFreshOne) {
+  for (const CellSpec& cell : {CellSpec::lstm(), CellSpec::gru(GruReset::before), CellSpec::rnn_relu()}) {
+    const int64_t T = 4, B = 6, I = 3, H = 5;
+    const RnnConfig config{cell, I, H, 2, true};
+    const Rnn rnn(config, 3);
+    std::mt19937_64 rng(8);
+    Tensor poisoned({T, B, I}), x({T, B, I}), dy({T, B, 2 * H});
+    for (float& v : poisoned.values()) v = std::numeric_limits<float>::max();
+    poisoned.values()[7] = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<double> xv = float_values(size_t(T * B * I), 1.0, rng),
+                              dyv = float_values(size_t(T * B * 2 * H), 1.0, rng);
+    std::copy(xv.begin(), xv.end(), x.values().begin());
+    std::copy(dyv.begin(), dyv.end(), dy.values().begin());
+    SequenceOptions short_rows;
+    short_rows.lengths = {4, 1, 3, 0, 2, 4};
+    const auto gradients = [&](Tape& tape) {
+      rnn.forward(x, short_rows, tape);
+      RnnGradients grads;
+      grads.parameters = RnnParameters::zeros(config);
+      rnn.backward(tape, dy, {}, grads);
+      return grads;
+    };
+    Tape reused, fresh;
+    rnn.forward(poisoned, {}, reused);
+    const RnnGradients a = gradients(reused), b = gradients(fresh);
+    for (size_t l = 0; l < a.parameters.layers.size(); ++l) {
+      const LayerParameters &pa = a.parameters.layers[l], &pb = b.parameters.layers[l];
+      for (auto [ta, tb] :
+           {std::pair{&pa.w_x, &pb.w_x}, {&pa.w_h, &pb.w_h}, {&pa.b_x, &pb.b_x}, {&pa.b_h, &pb.b_h}}) {
+        const std::vector<float> va(ta->values().begin(), ta->values().end()),
+            vb(tb->values().begin(), tb->values().end());
+        EXPECT_EQ(va, vb) << cell.name() << " layer " << l;
+      }
+    }
+  }
+}
 
 // ---- RnnStream: step by step equals Rnn::forward on the whole sequence (unidirectional stacks).
 

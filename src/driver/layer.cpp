@@ -58,8 +58,18 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
                              args.input_size, 1.0f, gates, width);
 
   if (args.tape != nullptr) {
-    args.tape->h_prev.assign(static_cast<size_t>(T * B * H), 0.0f);
-    args.tape->saved.assign(static_cast<size_t>(T * B * saved_width), 0.0f);
+    // The tape is reused from call to call (recur::Tape). Every live row of every step is written below;
+    // only the rows past a sequence's end are zeroed, because the merged weight-gradient GEMMs read
+    // them (times a zero gradient, which must not meet a stale NaN).
+    args.tape->h_prev.resize(static_cast<size_t>(T * B * H));
+    args.tape->saved.resize(static_cast<size_t>(T * B * saved_width));
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t live = layout.live_rows[size_t(t)];
+      std::fill(args.tape->h_prev.begin() + (t * B + live) * H, args.tape->h_prev.begin() + (t + 1) * B * H,
+                0.0f);
+      std::fill(args.tape->saved.begin() + (t * B + live) * saved_width,
+                args.tape->saved.begin() + (t + 1) * B * saved_width, 0.0f);
+    }
   }
   for (int64_t k = 0; k < T; ++k) {
     const int64_t t = step_time(k, T, args.reverse);
