@@ -35,11 +35,20 @@ void Cell::recurrent_gradient(const kernels::PackedWeights* w_h, int64_t rows, c
 
 void Cell::for_row_shares(const kernels::PackedWeights* w_h, int64_t rows,
                           const std::function<void(int64_t, int64_t)>& body) {
+  if (!steps_shared_by_rows(w_h, rows)) return body(0, rows);
+  // Even shares: 64 rows as 32 + 32 (blocks 12, 12, 8 each) beat 36 + 28 in whole blocks.
+  for_rows(rows, body);
+}
+
+bool Cell::steps_shared_by_rows(const kernels::PackedWeights* w_h, int64_t rows) {
+  const int threads = kernels::ThreadPool::instance().size();
+  return w_h != nullptr && threads > 1 && rows >= 2 * kernels::PackedWeights::row_block() * threads;
+}
+
+void Cell::for_rows(int64_t rows, const std::function<void(int64_t, int64_t)>& body) {
   kernels::ThreadPool& pool = kernels::ThreadPool::instance();
-  const int64_t block = kernels::PackedWeights::row_block();
-  if (w_h == nullptr || pool.size() == 1 || rows < 2 * block * pool.size()) return body(0, rows);
+  if (pool.size() == 1 || rows < 8) return body(0, rows);
   pool.run([&](int index, int count) {
-    // Even shares: 64 rows as 32 + 32 (blocks 12, 12, 8 each) beat 36 + 28 in whole blocks.
     const int64_t begin = rows * index / count, end = rows * (index + 1) / count;
     if (end > begin) body(begin, end);
   });

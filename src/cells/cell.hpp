@@ -85,6 +85,11 @@ class Cell {
   // are the same however the rows are shared.
   static void for_row_shares(const kernels::PackedWeights* w_h, int64_t rows,
                              const std::function<void(int64_t, int64_t)>& body);
+  // Whether for_row_shares shares a step of `rows` rows by rows (else its products share by panels).
+  static bool steps_shared_by_rows(const kernels::PackedWeights* w_h, int64_t rows);
+  // Runs body(row_begin, row_end) on even shares of the rows among recur's threads (an element-wise
+  // pass after a product shared by panels), or once for fewer than 8 rows.
+  static void for_rows(int64_t rows, const std::function<void(int64_t, int64_t)>& body);
   // The rows [begin, end) of a step, as a step of their own (every per-row pointer moved to row begin).
   StepForward share(const StepForward& step, int64_t begin, int64_t end) const;
   StepBackward share(const StepBackward& step, int64_t begin, int64_t end) const;

@@ -24,22 +24,44 @@ class LstmCell final : public Cell {
   int64_t scratch_width() const override { return 0; }
 
   void forward_step(const StepForward& step) const override {
-    for_row_shares(step.w_h, step.rows,
-                   [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
+    if (step.w_h == nullptr || steps_shared_by_rows(step.w_h, step.rows))
+      return for_row_shares(step.w_h, step.rows,
+                            [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
+    // Too few rows to share the step by rows: the product shares by panels, then the element-wise pass
+    // by rows (char-rnn's batch of 32: the second thread otherwise waits through the pass).
+    recurrent_product(step.w_h, step.rows, step.h, hidden_, 0, spec_.gate_count(), 1.0f, step.gates,
+                      gate_width());
+    for_rows(step.rows, [&](int64_t begin, int64_t end) { forward_pass(share(step, begin, end)); });
   }
 
   void backward_step(const StepBackward& step) const override {
     // The peephole gradients are sums over all rows, kept in one fixed order: those steps are not shared.
     const kernels::PackedWeights* shared = spec_.peephole ? nullptr : step.w_h;
-    for_row_shares(shared, step.rows,
-                   [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end)); });
+    if (shared == nullptr || steps_shared_by_rows(shared, step.rows))
+      return for_row_shares(shared, step.rows,
+                            [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end)); });
+    for_rows(step.rows, [&](int64_t begin, int64_t end) { backward_pass(share(step, begin, end)); });
+    recurrent_gradient(step.w_h, step.rows, step.dgates_x, gate_width(), 0, spec_.gate_count(), 0.0f, step.dh,
+                       hidden_);
   }
 
  private:
   // One share of a step's rows (Cell::for_row_shares); `step` addresses only those rows.
   void forward_rows(const StepForward& step) const {
-    const int64_t H = hidden_, width = gate_width();
-    recurrent_product(step.w_h, step.rows, step.h, H, 0, spec_.gate_count(), 1.0f, step.gates, width);
+    recurrent_product(step.w_h, step.rows, step.h, hidden_, 0, spec_.gate_count(), 1.0f, step.gates,
+                      gate_width());
+    forward_pass(step);
+  }
+
+  void backward_rows(const StepBackward& step) const {
+    backward_pass(step);
+    recurrent_gradient(step.w_h, step.rows, step.dgates_x, gate_width(), 0, spec_.gate_count(), 0.0f, step.dh,
+                       hidden_);
+  }
+
+  // The element-wise work of a step (kernels/post_gemm_impl.hpp), after the product / before it.
+  void forward_pass(const StepForward& step) const {
+    const int64_t H = hidden_;
     kernels::LstmForwardRows rows;
     rows.rows = step.rows;
     rows.hidden = H;
@@ -54,8 +76,8 @@ class LstmCell final : public Cell {
     post_gemm_.lstm_forward(rows);
   }
 
-  void backward_rows(const StepBackward& step) const {
-    const int64_t H = hidden_, width = gate_width();
+  void backward_pass(const StepBackward& step) const {
+    const int64_t H = hidden_;
     kernels::LstmBackwardRows rows;
     rows.rows = step.rows;
     rows.hidden = H;
@@ -68,7 +90,6 @@ class LstmCell final : public Cell {
     rows.dc = step.dc;
     rows.dgates = step.dgates_x;
     post_gemm_.lstm_backward(rows);
-    recurrent_gradient(step.w_h, step.rows, step.dgates_x, width, 0, spec_.gate_count(), 0.0f, step.dh, H);
   }
 
   const kernels::PostGemmKernels& post_gemm_ = kernels::post_gemm();
