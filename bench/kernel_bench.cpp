@@ -2,7 +2,8 @@
 // line is one measurement, the median of repeated calls on the same (cache-warm) data:
 //   step      one time step's product through OpenBLAS and through recur's packed kernel
 //             (kernels/packed_gemm.hpp), forward h W_h^T and backward dG W_h, LSTM H = 512
-//   matvec    the small-batch kernel (kernels::recurrent_gemm_nt, 1 row) and the bytes of W it streams
+//   matvec    a batch of 1 or 4 rows: the small-batch kernel (kernels::recurrent_gemm_nt) against the
+//             packed one, and the bytes of W each streams
 //   merged    a merged GEMM over all T*B rows: recur's shares of single-threaded BLAS calls against
 //             OpenBLAS's own threads
 //   pool      an empty task on recur's thread pool
@@ -82,20 +83,29 @@ void step_products(int threads) {
   std::printf("step      threads %d  packing W_h (4 MB) once per pass: %.0f us\n", threads, pack_us);
 }
 
+// The products of a batch of 1 or 4 rows: the small-batch kernel on W's rows (recurrent_gemm_nt, what a
+// stream and a short sequence use) against the packed micro-kernel on W packed once (a long sequence).
 void matvec(int threads) {
   for (int64_t H : {256, 512})
-    for (int64_t G : {1, 4}) {
-      const std::vector<float> w = filled(G * H * H, 0.01f), x = filled(H, 0.5f);
-      std::vector<float> c(size_t(G * H));
-      const double us = median_us(
-          [&] {
-            recur::kernels::recurrent_gemm_nt(1, G * H, H, x.data(), H, w.data(), H, 0.0f, c.data(), G * H);
-          },
-          2000);
-      std::printf("matvec    threads %d  W %4lld x %3lld (%4.0f KB): %6.2f us, %4.0f GB/s\n", threads,
-                  (long long)(G * H), (long long)H, double(G * H * H * 4) / 1024, us,
-                  double(G * H * H * 4) / us / 1e3);
-    }
+    for (int64_t G : {1, 3, 4})
+      for (int64_t rows : {1, 4}) {
+        const std::vector<float> w = filled(G * H * H, 0.01f), x = filled(rows * H, 0.5f);
+        std::vector<float> c(size_t(rows * G * H));
+        recur::kernels::PackedWeights panels;
+        panels.pack_transposed(w.data(), H, G, H, H);
+        const double plain = median_us(
+            [&] {
+              recur::kernels::recurrent_gemm_nt(rows, G * H, H, x.data(), H, w.data(), H, 0.0f, c.data(), G * H);
+            },
+            2000);
+        const double packed =
+            median_us([&] { panels.multiply(rows, x.data(), H, 0, G, 0, H, 0.0f, c.data(), G * H); }, 2000);
+        const double bytes = double(G * H * H * 4);
+        std::printf("matvec    threads %d  B=%lld  W %4lld x %3lld (%4.0f KB): rows %6.2f us, %4.0f GB/s;"
+                    "  packed %6.2f us, %4.0f GB/s\n",
+                    threads, (long long)rows, (long long)(G * H), (long long)H, bytes / 1024, plain,
+                    bytes / plain / 1e3, packed, bytes / packed / 1e3);
+      }
 }
 
 void merged(int threads) {

@@ -30,7 +30,8 @@ int64_t shape_element_count(const Shape& shape) {
 Tensor::Tensor(Shape shape, float fill)
     : shape_(std::move(shape)), values_(static_cast<size_t>(shape_element_count(shape_)), fill) {}
 
-Tensor::Tensor(Shape shape, std::vector<float> values) : shape_(std::move(shape)), values_(std::move(values)) {
+Tensor::Tensor(Shape shape, std::vector<float> values)
+    : shape_(std::move(shape)), values_(values.begin(), values.end()) {
   if (shape_element_count(shape_) != static_cast<int64_t>(values_.size()))
     throw Error("tensor of shape " + shape_to_string(shape_) + " needs " +
                 std::to_string(shape_element_count(shape_)) + " values, got " + std::to_string(values_.size()));

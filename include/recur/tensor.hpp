@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "recur/aligned.hpp"
+
 namespace recur {
 
 using Shape = std::vector<int64_t>;
@@ -46,7 +48,7 @@ class Tensor {
 
  private:
   Shape shape_;
-  std::vector<float> values_;
+  AlignedVector<float> values_;  // starts on a cache line (recur/aligned.hpp says why)
 };
 
 }  // namespace recur

@@ -14,13 +14,11 @@ void Cell::accumulate_recurrent_weight_gradient(int64_t total_rows, const float*
   kernels::gemm_tn(width, hidden_, total_rows, dgates_h, width, h_prev, hidden_, 1.0f, dw_h, hidden_);
 }
 
-void Cell::recurrent_product(const kernels::PackedWeights* w_h, int64_t rows, const float* a, int64_t lda,
-                             int64_t block_begin, int64_t block_end, float beta, float* c,
-                             int64_t ldc) const {
+void Cell::recurrent_product(const StepForward& step, const float* a, int64_t lda, int64_t block_begin,
+                             int64_t block_end, float beta, float* c, int64_t ldc) const {
   const int64_t H = hidden_;
-  if (w_h != nullptr && rows > kernels::kSmallGemmMaxRows)
-    return w_h->multiply(rows, a, lda, block_begin, block_end, 0, H, beta, c, ldc);
-  kernels::recurrent_gemm_nt(rows, (block_end - block_begin) * H, H, a, lda,
+  if (step.w_h != nullptr) return step.w_h->multiply(step.rows, a, lda, block_begin, block_end, 0, H, beta, c, ldc);
+  kernels::recurrent_gemm_nt(step.rows, (block_end - block_begin) * H, H, a, lda,
                              weights_.w_h.data() + block_begin * H * H, H, beta, c, ldc);
 }
 

@@ -69,10 +69,10 @@ class Cell {
 
  protected:
   // C = A W_h[gate blocks [block_begin, block_end)]^T + beta C (beta 0 or 1): the recurrent product of
-  // `rows` rows, C [rows, (block_end - block_begin) H]. Through the packed weights when the driver made
-  // them (w_h) and there are more rows than the small-batch kernel's 4, else kernels::recurrent_gemm_nt.
-  void recurrent_product(const kernels::PackedWeights* w_h, int64_t rows, const float* a, int64_t lda,
-                         int64_t block_begin, int64_t block_end, float beta, float* c, int64_t ldc) const;
+  // step's rows, C [step.rows, (block_end - block_begin) H]. Through the packed weights when the driver
+  // made them (step.w_h), else kernels::recurrent_gemm_nt.
+  void recurrent_product(const StepForward& step, const float* a, int64_t lda, int64_t block_begin,
+                         int64_t block_end, float beta, float* c, int64_t ldc) const;
   // C = A W_h[rows of gate blocks [block_begin, block_end)] + beta C: the gradient flowing back to
   // h(t-1), C [rows, H], A [rows, (block_end - block_begin) H].
   void recurrent_gradient(const kernels::PackedWeights* w_h, int64_t rows, const float* a, int64_t lda,

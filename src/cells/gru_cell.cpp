@@ -56,7 +56,7 @@ class GruCell final : public Cell {
     const int64_t H = hidden_, ld = 4 * H;
     const float* b = weights_.b_h.data();
     float* ah = step.scratch;
-    recurrent_product(step.w_h, step.rows, step.h, H, 0, reset_after_ ? 3 : 2, 0.0f, ah, ld);
+    recurrent_product(step, step.h, H, 0, reset_after_ ? 3 : 2, 0.0f, ah, ld);
     kernels::SigmoidSumRows rz;  // r and z, in place of ax_r, ax_z
     rz.rows = step.rows;
     rz.width = 2 * H;
@@ -70,7 +70,7 @@ class GruCell final : public Cell {
       for (int64_t row = 0; row < step.rows; ++row)
         for (int64_t j = 0; j < H; ++j)
           ah[row * ld + 2 * H + j] = step.gates[row * 3 * H + j] * step.h[row * H + j];
-      recurrent_product(step.w_h, step.rows, ah + 2 * H, ld, 2, 3, 0.0f, ah + 3 * H, ld);
+      recurrent_product(step, ah + 2 * H, ld, 2, 3, 0.0f, ah + 3 * H, ld);
     }
     kernels::GruOutputRows out;
     out.rows = step.rows;

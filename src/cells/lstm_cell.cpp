@@ -29,7 +29,7 @@ class LstmCell final : public Cell {
                             [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
     // Too few rows to share the step by rows: the product shares by panels, then the element-wise pass
     // by rows (char-rnn's batch of 32: the second thread otherwise waits through the pass).
-    recurrent_product(step.w_h, step.rows, step.h, hidden_, 0, spec_.gate_count(), 1.0f, step.gates,
+    recurrent_product(step, step.h, hidden_, 0, spec_.gate_count(), 1.0f, step.gates,
                       gate_width());
     for_rows(step.rows, [&](int64_t begin, int64_t end) { forward_pass(share(step, begin, end)); });
   }
@@ -48,7 +48,7 @@ class LstmCell final : public Cell {
  private:
   // One share of a step's rows (Cell::for_row_shares); `step` addresses only those rows.
   void forward_rows(const StepForward& step) const {
-    recurrent_product(step.w_h, step.rows, step.h, hidden_, 0, spec_.gate_count(), 1.0f, step.gates,
+    recurrent_product(step, step.h, hidden_, 0, spec_.gate_count(), 1.0f, step.gates,
                       gate_width());
     forward_pass(step);
   }

@@ -28,7 +28,7 @@ class RnnCell final : public Cell {
   // One share of a step's rows (Cell::for_row_shares); `step` addresses only those rows.
   void forward_rows(const StepForward& step) const {
     const int64_t H = hidden_;
-    recurrent_product(step.w_h, step.rows, step.h, H, 0, 1, 1.0f, step.gates, H);
+    recurrent_product(step, step.h, H, 0, 1, 1.0f, step.gates, H);
     kernels::RnnForwardRows rows;
     rows.rows = step.rows;
     rows.hidden = H;

@@ -43,7 +43,9 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
   const int64_t T = layout.steps, B = layout.batch, H = cell.hidden(), width = cell.gate_width();
   const int64_t saved_width = cell.saved_width();
 
-  // Batches of at most 4 rows take the small-batch kernel, which reads W_h as it is.
+  // Batches of at most 4 rows take the small-batch kernel, which reads W_h as it is. Packing W_h for the
+  // micro-kernel would save at most a fifth of a step there, and the copy costs some twenty steps' worth
+  // (kernel_bench: matvec, and "packing W_h").
   const bool pack =
       kernels::PackedWeights::available() && T > 0 && layout.live_rows[0] > kernels::kSmallGemmMaxRows;
   if (pack) scratch.w_h.pack_transposed(args.weights->w_h.data(), H, cell.spec().gate_count(), H, H);

@@ -15,7 +15,7 @@ namespace recur::driver {
 // What a layer pass reuses from call to call: the gate buffers, and W_h packed for the step products
 // (kernels/packed_gemm.hpp), made once per pass when some step has more than 4 live rows.
 struct LayerScratch {
-  std::vector<float> buffer;
+  AlignedVector<float> buffer;  // gates (the packed kernel's C) on cache lines
   kernels::PackedWeights w_h;
 };
 
@@ -33,8 +33,8 @@ struct SequenceLayout {
 
 // What training keeps of one layer in one direction, indexed by time step like x: rows t*B .. t*B+B-1.
 struct LayerTape {
-  std::vector<float> h_prev;  // [T*B, H] h(t-1) of every live row, zero elsewhere
-  std::vector<float> saved;   // [T*B, saved_width] the cell's own
+  AlignedVector<float> h_prev;  // [T*B, H] h(t-1) of every live row, zero elsewhere
+  AlignedVector<float> saved;   // [T*B, saved_width] the cell's own
 };
 
 struct LayerForward {

@@ -106,6 +106,14 @@ void scatter_state(const std::vector<float>& sorted, int64_t index, const driver
                 state.data() + (index * layout.batch + layout.order[size_t(k)]) * H);
 }
 
+// The layer passes' buffers, kept from call to call on each calling thread: fresh ones would be
+// allocated, page-faulted in and zeroed by the kernel at every call (2% of a training step's samples,
+// a quarter of a millisecond for a 1 MB copy of W_h). Forward and backward never run nested.
+driver::LayerScratch& reusable_scratch() {
+  thread_local driver::LayerScratch scratch;
+  return scratch;
+}
+
 RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& options, Tape::Impl* tape) {
   const RnnConfig& config = rnn.config();
   const Dimensions dims = check_input(config, x, options);
@@ -128,7 +136,7 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
   }
 
   std::vector<float> input = gather_input(x, layout, options.batch_first), output_rows, h, c;
-  driver::LayerScratch scratch;
+  driver::LayerScratch& scratch = reusable_scratch();
   for (int l = 0; l < config.num_layers; ++l) {
     output_rows.assign(size_t(T * B * D * H), 0.0f);
     for (int d = 0; d < D; ++d) {
@@ -197,7 +205,7 @@ void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_
   grads.initial_state.c = has_c ? Tensor(state_shape) : Tensor();
   // dL/d(output of the layer above), sorted time-major; becomes dL/d(input) of each layer in turn.
   std::vector<float> d_output = gather_input(dy, layout, tape.batch_first), d_input, dh, dc;
-  driver::LayerScratch scratch;
+  driver::LayerScratch& scratch = reusable_scratch();
   for (int l = config_.num_layers - 1; l >= 0; --l) {
     const int64_t I = config_.layer_input_size(l);
     d_input.assign(size_t(T * B * I), 0.0f);

@@ -66,8 +66,11 @@ void PackedWeights::multiply(int64_t m, const float* a, int64_t lda, int64_t blo
   task.ldc = ldc;
   const int64_t panels = (block_end - block_begin) * panels_per_block_;
   const auto& kernel = post_gemm().packed_gemm;
-  // Below ~1M multiply-adds (a few tens of microseconds) one thread is about as fast as two.
-  if (m * panels * panel_width_ * task.depth < (int64_t(1) << 20)) {
+  // Below ~1M multiply-adds (a few tens of microseconds) one thread is about as fast as two, unless the
+  // product is bound by reading B (a batch of 1 to 4): from 512 KB of B two cores' caches stream it
+  // faster (kernel_bench, matvec).
+  const int64_t b_floats = panels * panel_width_ * task.depth;
+  if (m * b_floats < (int64_t(1) << 20) && b_floats < (int64_t(1) << 17)) {
     task.panel_begin = 0;
     task.panel_end = panels;
     return kernel(task);

@@ -9,7 +9,8 @@
 // gate blocks of H units); each block is padded to whole panels, so that a product may use any range of
 // blocks (a GRU's r and z without n) and any range of depth (a GRU's n rows only, backward).
 #include <cstdint>
-#include <vector>
+
+#include "recur/aligned.hpp"
 
 namespace recur::kernels {
 
@@ -40,7 +41,7 @@ class PackedWeights {
 
  private:
   int64_t panel_width_ = 0, depth_ = 0, blocks_ = 0, block_cols_ = 0, panels_per_block_ = 0;
-  std::vector<float> data_;
+  AlignedVector<float> data_;  // every panel starts on a cache line (its size is a multiple of 64 bytes)
 };
 
 }  // namespace recur::kernels
