@@ -73,6 +73,19 @@ void step_products(int threads) {
         30);
     const double packed_bwd =
         median_us([&] { backward.multiply(m, h.data(), G * H, 0, 1, 0, G * H, 0.0f, c.data(), H); }, 30);
+    // The forward product shared by rows (each thread all of W_h, as a step shared by rows runs it)
+    // and by units (each thread its units' panels of all four gate blocks).
+    recur::kernels::ThreadPool& pool = recur::kernels::ThreadPool::instance();
+    const double by_rows = median_us(
+        [&] {
+          pool.run([&](int index, int count) {
+            const int64_t r0 = m * index / count, r1 = m * (index + 1) / count;
+            forward.multiply(r1 - r0, h.data() + r0 * H, H, 0, G, 0, H, 0.0f, c.data() + r0 * G * H, G * H);
+          });
+        },
+        30);
+    std::printf("step      threads %d  B=%-3lld forward shared by rows: %7.1f us (%3.0f GFLOP/s)\n", threads,
+                (long long)m, by_rows, flops / by_rows / 1e3);
     std::printf(
         "step      threads %d  B=%-3lld forward: BLAS %7.1f us  packed %7.1f us (%3.0f GFLOP/s)   "
         "backward: BLAS %7.1f us  packed %7.1f us (%3.0f GFLOP/s)\n",
@@ -118,6 +131,24 @@ void merged(int threads) {
                              c.data(), n);
       },
       5);
+  // The same product on W packed once (as W_h is for the steps), rows in chunks whose A stays in L2.
+  recur::kernels::PackedWeights packed;
+  packed.pack_transposed(b.data(), k, 4, n / 4, k);
+  for (int64_t chunk : {96, 192, 384}) {
+    const double us = median_us(
+        [&] {
+          recur::kernels::ThreadPool::instance().run([&](int index, int count) {
+            const int64_t chunks = (m + chunk - 1) / chunk;
+            for (int64_t q = chunks * index / count; q < chunks * (index + 1) / count; ++q) {
+              const int64_t r0 = q * chunk, rows = std::min(chunk, m - r0);
+              packed.multiply(rows, a.data() + r0 * k, k, 0, 4, 0, k, 0.0f, c.data() + r0 * n, n);
+            }
+          });
+        },
+        5);
+    std::printf("merged    threads %d  3200x2048x512 packed, row chunks of %lld: %.0f GFLOP/s\n", threads,
+                (long long)chunk, 2.0 * double(m * n * k) / us / 1e3);
+  }
   openblas_set_num_threads(threads);
   const double theirs = median_us(
       [&] {

@@ -43,6 +43,26 @@ bool Cell::steps_shared_by_rows(const kernels::PackedWeights* w_h, int64_t rows)
   return w_h != nullptr && threads > 1 && rows >= 2 * kernels::PackedWeights::row_block() * threads;
 }
 
+void Cell::for_unit_shares(const kernels::PackedWeights& w_h, const std::function<void(int64_t, int64_t)>& body) {
+  kernels::ThreadPool& pool = kernels::ThreadPool::instance();
+  const int64_t panels = w_h.panels_per_block();
+  if (pool.size() == 1 || panels == 1) return body(0, panels);
+  pool.run([&](int index, int count) {
+    const int64_t begin = panels * index / count, end = panels * (index + 1) / count;
+    if (end > begin) body(begin, end);
+  });
+}
+
+const float* Cell::stable_h_prev(const StepForward& step, float* spare, int64_t ld, int64_t* lda) const {
+  if (step.h_prev != nullptr) {
+    *lda = hidden_;
+    return step.h_prev;
+  }
+  for (int64_t row = 0; row < step.rows; ++row) std::copy_n(step.h + row * hidden_, hidden_, spare + row * ld);
+  *lda = ld;
+  return spare;
+}
+
 void Cell::for_rows(int64_t rows, const std::function<void(int64_t, int64_t)>& body) {
   kernels::ThreadPool& pool = kernels::ThreadPool::instance();
   if (pool.size() == 1 || rows < 8) return body(0, rows);

@@ -7,6 +7,8 @@
 //   after:  dr = da_n ah_n;  the recurrent n part gets da_n r (so dgates_h differs from dgates_x)
 //   before: d(rh) = da_n W_hn;  dr = d(rh) h(t-1);  dh(t-1) gains d(rh) r
 //   da_r = dr r(1-r);  dh(t-1) = dh z + (recurrent gradients) W_h.   docs/cells/gru.md derives these.
+#include <algorithm>
+
 #include "cells/cell.hpp"
 #include "kernels/activations.hpp"
 #include "kernels/gemm.hpp"
@@ -30,8 +32,19 @@ class GruCell final : public Cell {
   bool distinct_recurrent_gradient() const override { return reset_after_; }
 
   void forward_step(const StepForward& step) const override {
-    for_row_shares(step.w_h, step.rows,
-                   [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
+    // Reset before: the second product needs r of every unit, so the step shares by rows.
+    if (step.w_h == nullptr || !reset_after_)
+      return for_row_shares(step.w_h, step.rows,
+                            [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
+    // Reset after, shared by units (Cell::for_unit_shares): each thread's product and element-wise pass
+    // for its units of r, z and n. h(t-1) is copied into column 3H of the scratch, which "after" leaves free.
+    const int64_t H = hidden_, ld = 4 * H, nr = step.w_h->panel_width();
+    int64_t lda = 0;
+    const float* h_prev = stable_h_prev(step, step.scratch + 3 * H, ld, &lda);
+    for_unit_shares(*step.w_h, [&](int64_t panel_begin, int64_t panel_end) {
+      step.w_h->multiply_units(step.rows, h_prev, lda, panel_begin, panel_end, 0.0f, step.scratch, ld);
+      gates_after_product(step, panel_begin * nr, std::min(H, panel_end * nr));
+    });
   }
 
   void backward_step(const StepBackward& step) const override {
@@ -54,35 +67,58 @@ class GruCell final : public Cell {
   // One share of a step's rows (Cell::for_row_shares); `step` addresses only those rows.
   void forward_rows(const StepForward& step) const {
     const int64_t H = hidden_, ld = 4 * H;
-    const float* b = weights_.b_h.data();
     float* ah = step.scratch;
     recurrent_product(step, step.h, H, 0, reset_after_ ? 3 : 2, 0.0f, ah, ld);
-    kernels::SigmoidSumRows rz;  // r and z, in place of ax_r, ax_z
-    rz.rows = step.rows;
-    rz.width = 2 * H;
-    rz.bias = b;
-    rz.b = ah;
-    rz.ldb = ld;
-    rz.a = step.gates;
-    rz.lda = 3 * H;
-    post_gemm_.sigmoid_sum(rz);
-    if (!reset_after_) {  // ah_n = (r h) W_hn^T, the step's second GEMM
+    if (!reset_after_) {  // ah_n = (r h) W_hn^T, the step's second GEMM, once r is known
+      reset_and_update(step, 0, H);
       for (int64_t row = 0; row < step.rows; ++row)
         for (int64_t j = 0; j < H; ++j)
           ah[row * ld + 2 * H + j] = step.gates[row * 3 * H + j] * step.h[row * H + j];
       recurrent_product(step, ah + 2 * H, ld, 2, 3, 0.0f, ah + 3 * H, ld);
+      return output(step, 0, H);
     }
+    gates_after_product(step, 0, H);
+  }
+
+  // Everything of a step after its recurrent product(s), units [unit_begin, unit_end) of every row.
+  void gates_after_product(const StepForward& step, int64_t unit_begin, int64_t unit_end) const {
+    reset_and_update(step, unit_begin, unit_end);
+    output(step, unit_begin, unit_end);
+  }
+
+  // r and z = s(ax + ah + b_h), in place of ax_r, ax_z, for units [unit_begin, unit_end).
+  void reset_and_update(const StepForward& step, int64_t unit_begin, int64_t unit_end) const {
+    const int64_t H = hidden_;
+    for (int64_t block : {0, 1}) {
+      kernels::SigmoidSumRows rz;
+      rz.rows = step.rows;
+      rz.width = unit_end - unit_begin;
+      rz.bias = weights_.b_h.data() + block * H + unit_begin;
+      rz.b = step.scratch + block * H + unit_begin;
+      rz.ldb = 4 * H;
+      rz.a = step.gates + block * H + unit_begin;
+      rz.lda = 3 * H;
+      post_gemm_.sigmoid_sum(rz);
+    }
+  }
+
+  // n and h(t) (and what backward keeps) for units [unit_begin, unit_end).
+  void output(const StepForward& step, int64_t unit_begin, int64_t unit_end) const {
+    const int64_t H = hidden_, ld = 4 * H;
+    const float* ah = step.scratch;
     kernels::GruOutputRows out;
     out.rows = step.rows;
     out.hidden = H;
     out.reset_after = reset_after_;
-    out.b_hn = b + 2 * H;
+    out.b_hn = weights_.b_h.data() + 2 * H;
     out.gates = step.gates;
     out.ah_n = reset_after_ ? ah + 2 * H : ah + 3 * H;
     out.rh = ah + 2 * H;
     out.ld_ah = ld;
     out.h = step.h;
     out.saved = step.saved;
+    out.unit_begin = unit_begin;
+    out.unit_end = unit_end;
     post_gemm_.gru_output(out);
   }
 

@@ -8,6 +8,8 @@
 //   da_g = dc' i (1 - g^2);  di = dc' g;  df = dc' c(t-1)  (coupled: di -= df, no f gate)
 //   da_i = di i(1-i);  da_f = df f(1-f);  dc(t-1) = dc' f + da_i p_i + da_f p_f;  dh(t-1) = da W_h
 // The element-wise work is kernels/post_gemm_impl.hpp's; docs/cells/lstm.md derives these.
+#include <algorithm>
+
 #include "cells/cell.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/post_gemm.hpp"
@@ -21,17 +23,22 @@ class LstmCell final : public Cell {
 
   // Saved per row: activated gates [G*H], c(t-1) [H], c(t) [H], tanh(c(t)) [H].
   int64_t saved_width() const override { return gate_width() + 3 * hidden_; }
-  int64_t scratch_width() const override { return 0; }
+  // A copy of h(t-1) for a step shared by units, when the driver gives none.
+  int64_t scratch_width() const override { return hidden_; }
 
   void forward_step(const StepForward& step) const override {
-    if (step.w_h == nullptr || steps_shared_by_rows(step.w_h, step.rows))
-      return for_row_shares(step.w_h, step.rows,
-                            [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
-    // Too few rows to share the step by rows: the product shares by panels, then the element-wise pass
-    // by rows (char-rnn's batch of 32: the second thread otherwise waits through the pass).
-    recurrent_product(step, step.h, hidden_, 0, spec_.gate_count(), 1.0f, step.gates,
-                      gate_width());
-    for_rows(step.rows, [&](int64_t begin, int64_t end) { forward_pass(share(step, begin, end)); });
+    if (step.w_h == nullptr) {  // a small batch: the small-batch kernel shares the product
+      recurrent_product(step, step.h, hidden_, 0, spec_.gate_count(), 1.0f, step.gates, gate_width());
+      return forward_pass(step, 0, hidden_);
+    }
+    // Shared by units: each thread's product and element-wise pass for its units of all rows.
+    int64_t lda = 0;
+    const float* h_prev = stable_h_prev(step, step.scratch, hidden_, &lda);
+    const int64_t nr = step.w_h->panel_width();
+    for_unit_shares(*step.w_h, [&](int64_t panel_begin, int64_t panel_end) {
+      step.w_h->multiply_units(step.rows, h_prev, lda, panel_begin, panel_end, 1.0f, step.gates, gate_width());
+      forward_pass(step, panel_begin * nr, std::min(hidden_, panel_end * nr));
+    });
   }
 
   void backward_step(const StepBackward& step) const override {
@@ -47,12 +54,6 @@ class LstmCell final : public Cell {
 
  private:
   // One share of a step's rows (Cell::for_row_shares); `step` addresses only those rows.
-  void forward_rows(const StepForward& step) const {
-    recurrent_product(step, step.h, hidden_, 0, spec_.gate_count(), 1.0f, step.gates,
-                      gate_width());
-    forward_pass(step);
-  }
-
   void backward_rows(const StepBackward& step) const {
     backward_pass(step);
     recurrent_gradient(step.w_h, step.rows, step.dgates_x, gate_width(), 0, spec_.gate_count(), 0.0f, step.dh,
@@ -60,7 +61,7 @@ class LstmCell final : public Cell {
   }
 
   // The element-wise work of a step (kernels/post_gemm_impl.hpp), after the product / before it.
-  void forward_pass(const StepForward& step) const {
+  void forward_pass(const StepForward& step, int64_t unit_begin, int64_t unit_end) const {
     const int64_t H = hidden_;
     kernels::LstmForwardRows rows;
     rows.rows = step.rows;
@@ -73,6 +74,8 @@ class LstmCell final : public Cell {
     rows.h = step.h;
     rows.saved = step.saved;
     rows.saved_ld = saved_width();
+    rows.unit_begin = unit_begin;
+    rows.unit_end = unit_end;
     post_gemm_.lstm_forward(rows);
   }
 

@@ -1,5 +1,7 @@
 // Elman RNN: h(t) = act(a), a = x W_x^T + b_x + h(t-1) W_h^T + b_h, act = tanh or relu.
 // Backward: da = dh * act'(h(t)); dh(t-1) = da W_h.   Saved per row: h(t) [H].
+#include <algorithm>
+
 #include "cells/cell.hpp"
 #include "kernels/activations.hpp"
 #include "kernels/gemm.hpp"
@@ -12,11 +14,19 @@ class RnnCell final : public Cell {
  public:
   using Cell::Cell;
   int64_t saved_width() const override { return hidden_; }
-  int64_t scratch_width() const override { return 0; }
+  // A copy of h(t-1) for a step shared by units, when the driver gives none.
+  int64_t scratch_width() const override { return hidden_; }
 
   void forward_step(const StepForward& step) const override {
-    for_row_shares(step.w_h, step.rows,
-                   [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
+    if (step.w_h == nullptr) return forward_rows(step);  // a small batch: the small-batch kernel shares it
+    // Shared by units (Cell::for_unit_shares): each thread's product and activation for its units.
+    int64_t lda = 0;
+    const float* h_prev = stable_h_prev(step, step.scratch, hidden_, &lda);
+    const int64_t nr = step.w_h->panel_width();
+    for_unit_shares(*step.w_h, [&](int64_t panel_begin, int64_t panel_end) {
+      step.w_h->multiply_units(step.rows, h_prev, lda, panel_begin, panel_end, 1.0f, step.gates, hidden_);
+      activate(step, panel_begin * nr, std::min(hidden_, panel_end * nr));
+    });
   }
 
   void backward_step(const StepBackward& step) const override {
@@ -27,16 +37,22 @@ class RnnCell final : public Cell {
  private:
   // One share of a step's rows (Cell::for_row_shares); `step` addresses only those rows.
   void forward_rows(const StepForward& step) const {
-    const int64_t H = hidden_;
-    recurrent_product(step, step.h, H, 0, 1, 1.0f, step.gates, H);
+    recurrent_product(step, step.h, hidden_, 0, 1, 1.0f, step.gates, hidden_);
+    activate(step, 0, hidden_);
+  }
+
+  // h = act(gates + b_h) for units [unit_begin, unit_end) of every row.
+  void activate(const StepForward& step, int64_t unit_begin, int64_t unit_end) const {
     kernels::RnnForwardRows rows;
     rows.rows = step.rows;
-    rows.hidden = H;
+    rows.hidden = hidden_;
     rows.relu = spec_.activation == Activation::relu;
     rows.b_h = weights_.b_h.data();
     rows.gates = step.gates;
     rows.h = step.h;
     rows.saved = step.saved;
+    rows.unit_begin = unit_begin;
+    rows.unit_end = unit_end;
     post_gemm_.rnn_forward(rows);
   }
 

@@ -86,6 +86,7 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
     step.w_h = pack ? &scratch.w_h : nullptr;
     if (args.tape != nullptr) {
       std::copy_n(args.h, rows * H, args.tape->h_prev.data() + t * B * H);
+      step.h_prev = args.tape->h_prev.data() + t * B * H;
       step.saved = args.tape->saved.data() + t * B * saved_width;
     }
     cell.forward_step(step);

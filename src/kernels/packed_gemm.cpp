@@ -48,6 +48,30 @@ void PackedWeights::pack(const float* w, int64_t ldw, int64_t depth, int64_t col
   }
 }
 
+void PackedWeights::multiply_units(int64_t m, const float* a, int64_t lda, int64_t panel_begin,
+                                   int64_t panel_end, float beta, float* c, int64_t ldc) const {
+  if (m == 0 || panel_end <= panel_begin) return;
+  const FlushDenormals flush;
+  PackedGemmPanels task;
+  task.rows = m;
+  task.depth = depth_;
+  task.a = a;
+  task.lda = lda;
+  task.panel_stride = depth_ * panel_width_;
+  task.panels = data_.data();
+  task.block_cols = block_cols_;
+  task.panels_per_block = panels_per_block_;
+  task.beta = beta;
+  task.c = c;
+  task.ldc = ldc;
+  const auto& kernel = post_gemm().packed_gemm;
+  for (int64_t block = 0; block < blocks_; ++block) {
+    task.panel_begin = block * panels_per_block_ + panel_begin;
+    task.panel_end = block * panels_per_block_ + panel_end;
+    kernel(task);
+  }
+}
+
 void PackedWeights::multiply(int64_t m, const float* a, int64_t lda, int64_t block_begin, int64_t block_end,
                              int64_t k_begin, int64_t k_end, float beta, float* c, int64_t ldc) const {
   if (m == 0 || block_end <= block_begin) return;

@@ -18,6 +18,7 @@ struct PackedShape {
   static constexpr int mr = V::width >= 16 ? 12 : 6;
 };
 constexpr int64_t kDepthBlock = 256;
+constexpr int64_t kPanelPrefetch = 512;  // floats
 
 // C[ROWS, columns] (+)= A[ROWS, depth] panel[depth, NR]; accumulate: add to C, else overwrite it.
 template <class V, int ROWS>
@@ -28,6 +29,9 @@ inline void packed_micro_kernel(int64_t depth, const float* a, int64_t lda, cons
   for (int r = 0; r < ROWS; ++r) acc0[r] = acc1[r] = V::set(0.0f);
   for (int64_t k = 0; k < depth; ++k) {
     const V b0 = V::load(panel + k * nr), b1 = V::load(panel + k * nr + V::width);
+    // 16 k ahead (2 KB with AVX-512): the first row block of a panel reads it from L3 or memory, and the
+    // hardware prefetcher alone left a tenth of the speed there (a 64 x 2048 x 512 step product).
+    __builtin_prefetch(panel + k * nr + kPanelPrefetch);
     for (int r = 0; r < ROWS; ++r) {
       const V x = V::set(a[r * lda + k]);
       acc0[r] = fma(x, b0, acc0[r]);

@@ -19,6 +19,8 @@ struct LstmForwardRows {
   float* h = nullptr;               // [rows, H]
   float* saved = nullptr;           // [rows, saved_ld] or nullptr
   int64_t saved_ld = 0;
+  // Only units [unit_begin, unit_end) of every row (one thread's share); unit_end 0: all H.
+  int64_t unit_begin = 0, unit_end = 0;
 };
 
 struct LstmBackwardRows {
@@ -55,6 +57,7 @@ struct GruOutputRows {
   int64_t ld_ah = 0;
   float* h = nullptr;      // [rows, H]
   float* saved = nullptr;  // [rows, 4H] or nullptr
+  int64_t unit_begin = 0, unit_end = 0;  // as in LstmForwardRows
 };
 
 // Elman RNN: h = act(a + b_h); relu or tanh; saved = h when not null.
@@ -65,6 +68,7 @@ struct RnnForwardRows {
   const float* gates = nullptr;  // [rows, H]
   float* h = nullptr;
   float* saved = nullptr;
+  int64_t unit_begin = 0, unit_end = 0;  // as in LstmForwardRows
 };
 
 // The recurrent product of a small batch, for output columns [n_begin, n_end) only (one thread's share):

@@ -25,12 +25,14 @@ void lstm_forward(const LstmForwardRows& a) {
   const int64_t po = a.coupled ? H : 2 * H;
   const float* b = a.b_h;
   const float* p = a.peephole;
+  const int64_t u0 = a.unit_begin, u1 = a.unit_end > 0 ? a.unit_end : H;
   for (int64_t row = 0; row < a.rows; ++row) {
     const float* x = a.gates + row * width;
     float* c = a.c + row * H;
     float* h = a.h + row * H;
     float* saved = a.saved != nullptr ? a.saved + row * a.saved_ld : nullptr;
-    for_each_unit<V>(H, [&]<class W>(int64_t j) {
+    for_each_unit<V>(u1 - u0, [&]<class W>(int64_t unit) {
+      const int64_t j = u0 + unit;
       const W one = W::set(1.0f);
       const W c_prev = W::load(c + j);
       W ai = W::load(x + gi + j) + W::load(b + gi + j);
@@ -125,12 +127,14 @@ void sigmoid_sum(const SigmoidSumRows& a) {
 template <class V>
 void gru_output(const GruOutputRows& a) {
   const int64_t H = a.hidden;
+  const int64_t u0 = a.unit_begin, u1 = a.unit_end > 0 ? a.unit_end : H;
   for (int64_t row = 0; row < a.rows; ++row) {
     const float* x = a.gates + row * 3 * H;
     const float* ah_n = a.ah_n + row * a.ld_ah;
     float* h = a.h + row * H;
     float* saved = a.saved != nullptr ? a.saved + row * 4 * H : nullptr;
-    for_each_unit<V>(H, [&]<class W>(int64_t j) {
+    for_each_unit<V>(u1 - u0, [&]<class W>(int64_t unit) {
+      const int64_t j = u0 + unit;
       const W r = W::load(x + j), z = W::load(x + H + j), ax_n = W::load(x + 2 * H + j);
       const W ah = W::load(ah_n + j) + W::load(a.b_hn + j);
       const W n = simd::tanh(a.reset_after ? fma(r, ah, ax_n) : ax_n + ah);
@@ -149,10 +153,12 @@ void gru_output(const GruOutputRows& a) {
 template <class V>
 void rnn_forward(const RnnForwardRows& a) {
   const int64_t H = a.hidden;
+  const int64_t u0 = a.unit_begin, u1 = a.unit_end > 0 ? a.unit_end : H;
   for (int64_t row = 0; row < a.rows; ++row) {
     const float* x = a.gates + row * H;
     float* h = a.h + row * H;
-    for_each_unit<V>(H, [&]<class W>(int64_t j) {
+    for_each_unit<V>(u1 - u0, [&]<class W>(int64_t unit) {
+      const int64_t j = u0 + unit;
       const W pre = W::load(x + j) + W::load(a.b_h + j);
       const W out = a.relu ? select_positive(pre, pre) : simd::tanh(pre);
       out.store(h + j);
