@@ -149,6 +149,26 @@ void merged(int threads) {
     std::printf("merged    threads %d  3200x2048x512 packed, row chunks of %lld: %.0f GFLOP/s\n", threads,
                 (long long)chunk, 2.0 * double(m * n * k) / us / 1e3);
   }
+  // The four merged products of a training step (LSTM, I = H = 512, T*B = 3200), through kernels::gemm.
+  {
+    const int64_t rows = 3200, width = 2048, in = 512;
+    const std::vector<float> x = filled(rows * in, 0.1f), dg = filled(rows * width, 0.01f),
+                             wx = filled(width * in, 0.01f);
+    std::vector<float> dw(size_t(width * in)), y(size_t(rows * width)), dx(size_t(rows * in));
+    const double flops = 2.0 * double(rows * width * in);
+    const auto rate = [&](const std::function<void()>& f) { return flops / median_us(f, 5) / 1e3; };
+    const double forward = rate([&] {
+      recur::kernels::gemm_nt(rows, width, in, x.data(), in, wx.data(), in, 0.0f, y.data(), width);
+    });
+    const double weights = rate([&] {
+      recur::kernels::gemm_tn(width, in, rows, dg.data(), width, x.data(), in, 1.0f, dw.data(), in);
+    });
+    const double inputs = rate([&] {
+      recur::kernels::gemm_nn(rows, in, width, dg.data(), width, wx.data(), in, 1.0f, dx.data(), in);
+    });
+    std::printf("merged    threads %d  LSTM 512, T*B = 3200: x W^T %.0f, dG^T x %.0f, dG W %.0f GFLOP/s\n",
+                threads, forward, weights, inputs);
+  }
   openblas_set_num_threads(threads);
   const double theirs = median_us(
       [&] {

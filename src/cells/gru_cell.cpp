@@ -124,27 +124,16 @@ class GruCell final : public Cell {
 
   void backward_rows(const StepBackward& step) const {
     const int64_t H = hidden_, ld = 4 * H;
-    for (int64_t row = 0; row < step.rows; ++row) {
-      const float* saved = step.saved + row * ld;
-      const float* h_prev = step.h_prev + row * H;
-      float* dh = step.dh + row * H;
-      float* dgx = step.dgates_x + row * 3 * H;
-      float* dgh = reset_after_ ? step.dgates_h + row * 3 * H : nullptr;
-      for (int64_t j = 0; j < H; ++j) {
-        const float r = saved[j], z = saved[H + j], n = saved[2 * H + j];
-        const float da_n = dh[j] * (1.0f - z) * tanh_grad_from_output(n);
-        const float da_z = dh[j] * (h_prev[j] - n) * sigmoid_grad_from_output(z);
-        dgx[H + j] = da_z;
-        dgx[2 * H + j] = da_n;
-        if (reset_after_) {
-          const float da_r = da_n * saved[3 * H + j] * sigmoid_grad_from_output(r);
-          dgx[j] = dgh[j] = da_r;
-          dgh[H + j] = da_z;
-          dgh[2 * H + j] = da_n * r;
-        }
-        dh[j] *= z;  // the direct path h(t-1) -> h(t)
-      }
-    }
+    kernels::GruBackwardRows gates;
+    gates.rows = step.rows;
+    gates.hidden = H;
+    gates.reset_after = reset_after_;
+    gates.saved = step.saved;
+    gates.h_prev = step.h_prev;
+    gates.dh = step.dh;
+    gates.dgates_x = step.dgates_x;
+    gates.dgates_h = step.dgates_h;
+    post_gemm_.gru_backward(gates);
     if (reset_after_) {
       recurrent_gradient(step.w_h, step.rows, step.dgates_h, 3 * H, 0, 3, 1.0f, step.dh, H);
       return;

@@ -60,6 +60,20 @@ struct GruOutputRows {
   int64_t unit_begin = 0, unit_end = 0;  // as in LstmForwardRows
 };
 
+// GRU backward through the gates, per unit (cells/gru_cell.cpp has the equations), from saved = [r, z, n,
+// ah_n + b_hn (after) | r h(t-1) (before)]: dgates_x's z and n blocks, and for reset after its r block
+// and all of dgates_h; dh becomes its direct share dh z. (Reset before: r's gradient needs the product
+// d(rh) = da_n W_hn first, so the cell finishes it.)
+struct GruBackwardRows {
+  int64_t rows = 0, hidden = 0;
+  bool reset_after = true;
+  const float* saved = nullptr;   // [rows, 4H]
+  const float* h_prev = nullptr;  // [rows, H]
+  float* dh = nullptr;            // [rows, H] in dL/dh(t), out dL/dh(t) z
+  float* dgates_x = nullptr;      // [rows, 3H]
+  float* dgates_h = nullptr;      // [rows, 3H], reset after only
+};
+
 // Elman RNN: h = act(a + b_h); relu or tanh; saved = h when not null.
 struct RnnForwardRows {
   int64_t rows = 0, hidden = 0;
@@ -109,6 +123,7 @@ struct PostGemmKernels {
   void (*lstm_backward)(const LstmBackwardRows&);
   void (*sigmoid_sum)(const SigmoidSumRows&);
   void (*gru_output)(const GruOutputRows&);
+  void (*gru_backward)(const GruBackwardRows&);
   void (*rnn_forward)(const RnnForwardRows&);
   void (*small_gemm_nt)(const SmallGemmRows&);
   // The packed GEMM's micro-kernels, and their panel width NR (0 and nullptr in the portable build,

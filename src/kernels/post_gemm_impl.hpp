@@ -151,6 +151,35 @@ void gru_output(const GruOutputRows& a) {
 }
 
 template <class V>
+void gru_backward(const GruBackwardRows& a) {
+  const int64_t H = a.hidden;
+  for (int64_t row = 0; row < a.rows; ++row) {
+    const float* saved = a.saved + row * 4 * H;
+    const float* h_prev = a.h_prev + row * H;
+    float* dh = a.dh + row * H;
+    float* dgx = a.dgates_x + row * 3 * H;
+    float* dgh = a.reset_after ? a.dgates_h + row * 3 * H : nullptr;
+    for_each_unit<V>(H, [&]<class W>(int64_t j) {
+      const W one = W::set(1.0f);
+      const W r = W::load(saved + j), z = W::load(saved + H + j), n = W::load(saved + 2 * H + j);
+      const W d = W::load(dh + j);
+      const W da_n = d * (one - z) * (one - n * n);
+      const W da_z = d * (W::load(h_prev + j) - n) * (z * (one - z));
+      da_z.store(dgx + H + j);
+      da_n.store(dgx + 2 * H + j);
+      if (dgh != nullptr) {
+        const W da_r = da_n * W::load(saved + 3 * H + j) * (r * (one - r));
+        da_r.store(dgx + j);
+        da_r.store(dgh + j);
+        da_z.store(dgh + H + j);
+        (da_n * r).store(dgh + 2 * H + j);
+      }
+      (d * z).store(dh + j);  // the direct path h(t-1) -> h(t)
+    });
+  }
+}
+
+template <class V>
 void rnn_forward(const RnnForwardRows& a) {
   const int64_t H = a.hidden;
   const int64_t u0 = a.unit_begin, u1 = a.unit_end > 0 ? a.unit_end : H;
@@ -235,6 +264,7 @@ const PostGemmKernels* kernels(const char* name) {
                                      lstm_backward<V>,
                                      sigmoid_sum<V>,
                                      gru_output<V>,
+                                     gru_backward<V>,
                                      rnn_forward<V>,
                                      small_gemm_nt<V>,
                                      packed ? PackedShape<V>::nr : 0,
