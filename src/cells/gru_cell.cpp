@@ -48,8 +48,11 @@ class GruCell final : public Cell {
   }
 
   void backward_step(const StepBackward& step) const override {
-    for_row_shares(step.w_h, step.rows,
-                   [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end)); });
+    if (step.w_h == nullptr || steps_shared_by_rows(step.w_h, step.rows))
+      return for_row_shares(step.w_h, step.rows,
+                            [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end), false); });
+    // Too few rows to share the step by rows: the products share by panels, the passes by rows.
+    backward_rows(step, true);
   }
 
   void accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h, const float* h_prev,
@@ -122,11 +125,29 @@ class GruCell final : public Cell {
     post_gemm_.gru_output(out);
   }
 
-  void backward_rows(const StepBackward& step) const {
-    const int64_t H = hidden_, ld = 4 * H;
+  // The step's backward: element-wise passes, each shared by rows among the threads when `share_passes`
+  // (else run here, on a share of rows or on all of them), and the products through W_h.
+  void backward_rows(const StepBackward& step, bool share_passes) const {
+    const auto pass = [&](void (GruCell::*rows_pass)(const StepBackward&) const) {
+      if (!share_passes) return (this->*rows_pass)(step);
+      for_rows(step.rows, [&](int64_t begin, int64_t end) { (this->*rows_pass)(share(step, begin, end)); });
+    };
+    const int64_t H = hidden_;
+    pass(&GruCell::gate_gradients);
+    if (reset_after_) {
+      recurrent_gradient(step.w_h, step.rows, step.dgates_h, 3 * H, 0, 3, 1.0f, step.dh, H);
+      return;
+    }
+    // d(rh) = da_n W_hn into the scratch, then r's gradient from it.
+    recurrent_gradient(step.w_h, step.rows, step.dgates_x + 2 * H, 3 * H, 2, 3, 0.0f, step.scratch, 4 * H);
+    pass(&GruCell::reset_gradient);
+    recurrent_gradient(step.w_h, step.rows, step.dgates_x, 3 * H, 0, 2, 1.0f, step.dh, H);
+  }
+
+  void gate_gradients(const StepBackward& step) const {
     kernels::GruBackwardRows gates;
     gates.rows = step.rows;
-    gates.hidden = H;
+    gates.hidden = hidden_;
     gates.reset_after = reset_after_;
     gates.saved = step.saved;
     gates.h_prev = step.h_prev;
@@ -134,12 +155,12 @@ class GruCell final : public Cell {
     gates.dgates_x = step.dgates_x;
     gates.dgates_h = step.dgates_h;
     post_gemm_.gru_backward(gates);
-    if (reset_after_) {
-      recurrent_gradient(step.w_h, step.rows, step.dgates_h, 3 * H, 0, 3, 1.0f, step.dh, H);
-      return;
-    }
-    float* d_rh = step.scratch;  // [rows, H] with row stride ld
-    recurrent_gradient(step.w_h, step.rows, step.dgates_x + 2 * H, 3 * H, 2, 3, 0.0f, d_rh, ld);
+  }
+
+  // Reset before: da_r = d(rh) h(t-1) r(1 - r), and dh(t-1) gains d(rh) r.
+  void reset_gradient(const StepBackward& step) const {
+    const int64_t H = hidden_, ld = 4 * H;
+    const float* d_rh = step.scratch;  // [rows, H] with row stride ld
     for (int64_t row = 0; row < step.rows; ++row) {
       const float* saved = step.saved + row * ld;
       const float* h_prev = step.h_prev + row * H;
@@ -150,7 +171,6 @@ class GruCell final : public Cell {
         dh[j] += d_rh[row * ld + j] * r;
       }
     }
-    recurrent_gradient(step.w_h, step.rows, step.dgates_x, 3 * H, 0, 2, 1.0f, step.dh, H);
   }
 
   bool reset_after_;

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "cells/cell.hpp"
-#include "kernels/activations.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/post_gemm.hpp"
 
@@ -30,12 +29,16 @@ class RnnCell final : public Cell {
   }
 
   void backward_step(const StepBackward& step) const override {
-    for_row_shares(step.w_h, step.rows,
-                   [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end)); });
+    if (step.w_h == nullptr || steps_shared_by_rows(step.w_h, step.rows))
+      return for_row_shares(step.w_h, step.rows,
+                            [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end)); });
+    // Too few rows to share the step by rows: the pass shares by rows, the product by panels.
+    for_rows(step.rows, [&](int64_t begin, int64_t end) { activation_gradient(share(step, begin, end)); });
+    recurrent_gradient(step.w_h, step.rows, step.dgates_x, hidden_, 0, 1, 0.0f, step.dh, hidden_);
   }
 
  private:
-  // One share of a step's rows (Cell::for_row_shares); `step` addresses only those rows.
+  // A step of at most 4 rows (the small-batch kernel shares its product among the threads).
   void forward_rows(const StepForward& step) const {
     recurrent_product(step, step.h, hidden_, 0, 1, 1.0f, step.gates, hidden_);
     activate(step, 0, hidden_);
@@ -56,17 +59,22 @@ class RnnCell final : public Cell {
     post_gemm_.rnn_forward(rows);
   }
 
+  // One share of a step's rows (Cell::for_row_shares); `step` addresses only those rows.
   void backward_rows(const StepBackward& step) const {
-    const int64_t H = hidden_;
-    const bool relu = spec_.activation == Activation::relu;
-    for (int64_t r = 0; r < step.rows; ++r) {
-      const float* h = step.saved + r * H;
-      const float* dh = step.dh + r * H;
-      float* da = step.dgates_x + r * H;
-      for (int64_t j = 0; j < H; ++j)
-        da[j] = dh[j] * (relu ? kernels::relu_grad_from_output(h[j]) : kernels::tanh_grad_from_output(h[j]));
-    }
-    recurrent_gradient(step.w_h, step.rows, step.dgates_x, H, 0, 1, 0.0f, step.dh, H);
+    activation_gradient(step);
+    recurrent_gradient(step.w_h, step.rows, step.dgates_x, hidden_, 0, 1, 0.0f, step.dh, hidden_);
+  }
+
+  // da = dh act'(h(t)).
+  void activation_gradient(const StepBackward& step) const {
+    kernels::RnnBackwardRows rows;
+    rows.rows = step.rows;
+    rows.hidden = hidden_;
+    rows.relu = spec_.activation == Activation::relu;
+    rows.saved = step.saved;
+    rows.dh = step.dh;
+    rows.dgates = step.dgates_x;
+    post_gemm_.rnn_backward(rows);
   }
 
   const kernels::PostGemmKernels& post_gemm_ = kernels::post_gemm();

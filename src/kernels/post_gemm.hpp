@@ -85,6 +85,15 @@ struct RnnForwardRows {
   int64_t unit_begin = 0, unit_end = 0;  // as in LstmForwardRows
 };
 
+// Elman RNN backward through the activation: dgates = dh act'(h), from h = saved.
+struct RnnBackwardRows {
+  int64_t rows = 0, hidden = 0;
+  bool relu = false;
+  const float* saved = nullptr;  // [rows, H] h(t)
+  const float* dh = nullptr;     // [rows, H]
+  float* dgates = nullptr;       // [rows, H]
+};
+
 // The recurrent product of a small batch, for output columns [n_begin, n_end) only (one thread's share):
 // C[r, n] = beta C[r, n] + sum_k A[r, k] W[n, k]. Each row of W is read once for all rows of A.
 struct SmallGemmRows {
@@ -124,6 +133,7 @@ struct PostGemmKernels {
   void (*sigmoid_sum)(const SigmoidSumRows&);
   void (*gru_output)(const GruOutputRows&);
   void (*gru_backward)(const GruBackwardRows&);
+  void (*rnn_backward)(const RnnBackwardRows&);
   void (*rnn_forward)(const RnnForwardRows&);
   void (*small_gemm_nt)(const SmallGemmRows&);
   // The packed GEMM's micro-kernels, and their panel width NR (0 and nullptr in the portable build,

@@ -180,6 +180,21 @@ void gru_backward(const GruBackwardRows& a) {
 }
 
 template <class V>
+void rnn_backward(const RnnBackwardRows& a) {
+  const int64_t H = a.hidden;
+  for (int64_t row = 0; row < a.rows; ++row) {
+    const float* h = a.saved + row * H;
+    const float* dh = a.dh + row * H;
+    float* da = a.dgates + row * H;
+    for_each_unit<V>(H, [&]<class W>(int64_t j) {
+      const W out = W::load(h + j), d = W::load(dh + j);
+      // relu: 1 where h > 0, else 0; tanh: 1 - h^2.
+      (a.relu ? select_positive(out, d) : d * (W::set(1.0f) - out * out)).store(da + j);
+    });
+  }
+}
+
+template <class V>
 void rnn_forward(const RnnForwardRows& a) {
   const int64_t H = a.hidden;
   const int64_t u0 = a.unit_begin, u1 = a.unit_end > 0 ? a.unit_end : H;
@@ -265,6 +280,7 @@ const PostGemmKernels* kernels(const char* name) {
                                      sigmoid_sum<V>,
                                      gru_output<V>,
                                      gru_backward<V>,
+                                     rnn_backward<V>,
                                      rnn_forward<V>,
                                      small_gemm_nt<V>,
                                      packed ? PackedShape<V>::nr : 0,
