@@ -225,7 +225,7 @@ void small_gemm_block(const SmallGemmRows& a) {
   };
   int64_t n = a.n_begin;
   for (; n + WB <= a.n_end; n += WB) {
-    V acc[ROWS][8];
+    V acc[ROWS][WB];
     for (auto& per_row : acc)
       for (V& v : per_row) v = V::set(0.0f);
     for (int64_t k = 0; k < k_vector; k += V::width) {
@@ -239,10 +239,26 @@ void small_gemm_block(const SmallGemmRows& a) {
         __builtin_prefetch(a.w + (n + WB + i) * a.ldw + k);
       }
     }
-    for (int r = 0; r < ROWS; ++r) {
-      float totals[8];
-      V::sum8(acc[r], totals);  // the unused accumulators of WB = 4 are zero
-      for (int i = 0; i < WB; ++i) finish(n + i, r, totals[i]);
+    if constexpr (WB == 8) {
+      for (int r = 0; r < ROWS; ++r) {
+        float totals[8];
+        V::sum8(acc[r], totals);
+        for (int i = 0; i < WB; ++i) finish(n + i, r, totals[i]);
+      }
+    } else {  // two rows of A per reduction of 8: the epilogue was a third of a block's time at B = 4
+      for (int r = 0; r < ROWS; r += 2) {
+        V pair[8];
+        for (int i = 0; i < WB; ++i) {
+          pair[i] = acc[r][i];
+          pair[WB + i] = r + 1 < ROWS ? acc[r + 1][i] : V::set(0.0f);
+        }
+        float totals[8];
+        V::sum8(pair, totals);
+        for (int i = 0; i < WB; ++i) {
+          finish(n + i, r, totals[i]);
+          if (r + 1 < ROWS) finish(n + i, r + 1, totals[WB + i]);
+        }
+      }
     }
   }
   for (; n < a.n_end; ++n)  // the last rows of W of an uneven share
