@@ -108,16 +108,18 @@ void matvec(int threads) {
         panels.pack_transposed(w.data(), H, G, H, H);
         const double plain = median_us(
             [&] {
-              recur::kernels::recurrent_gemm_nt(rows, G * H, H, x.data(), H, w.data(), H, 0.0f, c.data(), G * H);
+              recur::kernels::recurrent_gemm_nt(rows, G * H, H, x.data(), H, w.data(), H, 0.0f, c.data(),
+                                                G * H);
             },
             2000);
         const double packed =
             median_us([&] { panels.multiply(rows, x.data(), H, 0, G, 0, H, 0.0f, c.data(), G * H); }, 2000);
         const double bytes = double(G * H * H * 4);
-        std::printf("matvec    threads %d  B=%lld  W %4lld x %3lld (%4.0f KB): rows %6.2f us, %4.0f GB/s;"
-                    "  packed %6.2f us, %4.0f GB/s\n",
-                    threads, (long long)rows, (long long)(G * H), (long long)H, bytes / 1024, plain,
-                    bytes / plain / 1e3, packed, bytes / packed / 1e3);
+        std::printf(
+            "matvec    threads %d  B=%lld  W %4lld x %3lld (%4.0f KB): rows %6.2f us, %4.0f GB/s;"
+            "  packed %6.2f us, %4.0f GB/s\n",
+            threads, (long long)rows, (long long)(G * H), (long long)H, bytes / 1024, plain,
+            bytes / plain / 1e3, packed, bytes / packed / 1e3);
       }
 }
 

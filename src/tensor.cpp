@@ -19,7 +19,8 @@ std::string shape_to_string(const Shape& shape) {
 int64_t shape_element_count(const Shape& shape) {
   int64_t count = 1;
   for (int64_t d : shape) {
-    if (d < 0) throw Error("tensor shape " + shape_to_string(shape) + ": negative dimension " + std::to_string(d));
+    if (d < 0)
+      throw Error("tensor shape " + shape_to_string(shape) + ": negative dimension " + std::to_string(d));
     if (d != 0 && count > std::numeric_limits<int64_t>::max() / d)
       throw Error("tensor shape " + shape_to_string(shape) + ": element count overflows int64");
     count *= d;
@@ -34,7 +35,8 @@ Tensor::Tensor(Shape shape, std::vector<float> values)
     : shape_(std::move(shape)), values_(values.begin(), values.end()) {
   if (shape_element_count(shape_) != static_cast<int64_t>(values_.size()))
     throw Error("tensor of shape " + shape_to_string(shape_) + " needs " +
-                std::to_string(shape_element_count(shape_)) + " values, got " + std::to_string(values_.size()));
+                std::to_string(shape_element_count(shape_)) + " values, got " +
+                std::to_string(values_.size()));
 }
 
 int64_t Tensor::dim(int i) const {
@@ -49,7 +51,8 @@ void Tensor::fill(float value) { std::fill(values_.begin(), values_.end(), value
 
 void Tensor::reshape(Shape shape) {
   if (shape_element_count(shape) != size())
-    throw Error("cannot reshape tensor of shape " + shape_to_string(shape_) + " to " + shape_to_string(shape));
+    throw Error("cannot reshape tensor of shape " + shape_to_string(shape_) + " to " +
+                shape_to_string(shape));
   shape_ = std::move(shape);
 }
 

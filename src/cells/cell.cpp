@@ -17,7 +17,8 @@ void Cell::accumulate_recurrent_weight_gradient(int64_t total_rows, const float*
 void Cell::recurrent_product(const StepForward& step, const float* a, int64_t lda, int64_t block_begin,
                              int64_t block_end, float beta, float* c, int64_t ldc) const {
   const int64_t H = hidden_;
-  if (step.w_h != nullptr) return step.w_h->multiply(step.rows, a, lda, block_begin, block_end, 0, H, beta, c, ldc);
+  if (step.w_h != nullptr)
+    return step.w_h->multiply(step.rows, a, lda, block_begin, block_end, 0, H, beta, c, ldc);
   kernels::recurrent_gemm_nt(step.rows, (block_end - block_begin) * H, H, a, lda,
                              weights_.w_h.data() + block_begin * H * H, H, beta, c, ldc);
 }
@@ -43,7 +44,8 @@ bool Cell::steps_shared_by_rows(const kernels::PackedWeights* w_h, int64_t rows)
   return w_h != nullptr && threads > 1 && rows >= 2 * kernels::PackedWeights::row_block() * threads;
 }
 
-void Cell::for_unit_shares(const kernels::PackedWeights& w_h, const std::function<void(int64_t, int64_t)>& body) {
+void Cell::for_unit_shares(const kernels::PackedWeights& w_h,
+                           const std::function<void(int64_t, int64_t)>& body) {
   kernels::ThreadPool& pool = kernels::ThreadPool::instance();
   const int64_t panels = w_h.panels_per_block();
   if (pool.size() == 1 || panels == 1) return body(0, panels);
@@ -58,7 +60,8 @@ const float* Cell::stable_h_prev(const StepForward& step, float* spare, int64_t 
     *lda = hidden_;
     return step.h_prev;
   }
-  for (int64_t row = 0; row < step.rows; ++row) std::copy_n(step.h + row * hidden_, hidden_, spare + row * ld);
+  for (int64_t row = 0; row < step.rows; ++row)
+    std::copy_n(step.h + row * hidden_, hidden_, spare + row * ld);
   *lda = ld;
   return spare;
 }

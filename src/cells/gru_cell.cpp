@@ -49,8 +49,9 @@ class GruCell final : public Cell {
 
   void backward_step(const StepBackward& step) const override {
     if (step.w_h == nullptr || steps_shared_by_rows(step.w_h, step.rows))
-      return for_row_shares(step.w_h, step.rows,
-                            [&](int64_t begin, int64_t end) { backward_rows(share(step, begin, end), false); });
+      return for_row_shares(step.w_h, step.rows, [&](int64_t begin, int64_t end) {
+        backward_rows(share(step, begin, end), false);
+      });
     // Too few rows to share the step by rows: the products share by panels, the passes by rows.
     backward_rows(step, true);
   }

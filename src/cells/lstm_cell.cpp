@@ -36,7 +36,8 @@ class LstmCell final : public Cell {
     const float* h_prev = stable_h_prev(step, step.scratch, hidden_, &lda);
     const int64_t nr = step.w_h->panel_width();
     for_unit_shares(*step.w_h, [&](int64_t panel_begin, int64_t panel_end) {
-      step.w_h->multiply_units(step.rows, h_prev, lda, panel_begin, panel_end, 1.0f, step.gates, gate_width());
+      step.w_h->multiply_units(step.rows, h_prev, lda, panel_begin, panel_end, 1.0f, step.gates,
+                               gate_width());
       forward_pass(step, panel_begin * nr, std::min(hidden_, panel_end * nr));
     });
   }

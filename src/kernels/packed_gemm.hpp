@@ -41,8 +41,8 @@ class PackedWeights {
   // One thread's share of C = A B + beta C over all k, by columns: panels [panel_begin, panel_end) of
   // every block, i.e. the same units of every gate (columns q*NR.. of each block, C laid out as in
   // multiply). Runs on the calling thread only.
-  void multiply_units(int64_t m, const float* a, int64_t lda, int64_t panel_begin, int64_t panel_end, float beta,
-                      float* c, int64_t ldc) const;
+  void multiply_units(int64_t m, const float* a, int64_t lda, int64_t panel_begin, int64_t panel_end,
+                      float beta, float* c, int64_t ldc) const;
   int64_t panel_width() const { return panel_width_; }
   int64_t panels_per_block() const { return panels_per_block_; }
 

@@ -55,8 +55,8 @@ struct GruOutputRows {
   const float* ah_n = nullptr;   // [rows, ld_ah] without b_hn
   const float* rh = nullptr;     // [rows, ld_ah] reset before only
   int64_t ld_ah = 0;
-  float* h = nullptr;      // [rows, H]
-  float* saved = nullptr;  // [rows, 4H] or nullptr
+  float* h = nullptr;                    // [rows, H]
+  float* saved = nullptr;                // [rows, 4H] or nullptr
   int64_t unit_begin = 0, unit_end = 0;  // as in LstmForwardRows
 };
 
