@@ -48,27 +48,33 @@ void PackedWeights::pack(const float* w, int64_t ldw, int64_t depth, int64_t col
   }
 }
 
-void PackedWeights::multiply_units(int64_t m, const float* a, int64_t lda, int64_t panel_begin,
-                                   int64_t panel_end, float beta, float* c, int64_t ldc) const {
-  if (m == 0 || panel_end <= panel_begin) return;
-  const FlushDenormals flush;
+PackedGemmPanels PackedWeights::task(int64_t m, const float* a, int64_t lda, int64_t k_begin, int64_t k_end,
+                                     float beta, float* c, int64_t ldc) const {
   PackedGemmPanels task;
   task.rows = m;
-  task.depth = depth_;
+  task.depth = k_end - k_begin;
   task.a = a;
   task.lda = lda;
   task.panel_stride = depth_ * panel_width_;
-  task.panels = data_.data();
+  task.panels = data_.data() + k_begin * panel_width_;
   task.block_cols = block_cols_;
   task.panels_per_block = panels_per_block_;
   task.beta = beta;
   task.c = c;
   task.ldc = ldc;
+  return task;
+}
+
+void PackedWeights::multiply_units(int64_t m, const float* a, int64_t lda, int64_t panel_begin,
+                                   int64_t panel_end, float beta, float* c, int64_t ldc) const {
+  if (m == 0 || panel_end <= panel_begin) return;
+  const FlushDenormals flush;
+  PackedGemmPanels share = task(m, a, lda, 0, depth_, beta, c, ldc);
   const auto& kernel = post_gemm().packed_gemm;
   for (int64_t block = 0; block < blocks_; ++block) {
-    task.panel_begin = block * panels_per_block_ + panel_begin;
-    task.panel_end = block * panels_per_block_ + panel_end;
-    kernel(task);
+    share.panel_begin = block * panels_per_block_ + panel_begin;
+    share.panel_end = block * panels_per_block_ + panel_end;
+    kernel(share);
   }
 }
 
@@ -76,18 +82,8 @@ void PackedWeights::multiply(int64_t m, const float* a, int64_t lda, int64_t blo
                              int64_t k_begin, int64_t k_end, float beta, float* c, int64_t ldc) const {
   if (m == 0 || block_end <= block_begin) return;
   const FlushDenormals flush;
-  PackedGemmPanels task;
-  task.rows = m;
-  task.depth = k_end - k_begin;
-  task.a = a;
-  task.lda = lda;
-  task.panel_stride = depth_ * panel_width_;
-  task.panels = data_.data() + block_begin * panels_per_block_ * task.panel_stride + k_begin * panel_width_;
-  task.block_cols = block_cols_;
-  task.panels_per_block = panels_per_block_;
-  task.beta = beta;
-  task.c = c;
-  task.ldc = ldc;
+  PackedGemmPanels task = this->task(m, a, lda, k_begin, k_end, beta, c, ldc);
+  task.panels += block_begin * panels_per_block_ * task.panel_stride;
   const int64_t panels = (block_end - block_begin) * panels_per_block_;
   const auto& kernel = post_gemm().packed_gemm;
   // Below ~1M multiply-adds (a few tens of microseconds) one thread is about as fast as two, unless the

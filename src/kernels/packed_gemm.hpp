@@ -10,6 +10,7 @@
 // blocks (a GRU's r and z without n) and any range of depth (a GRU's n rows only, backward).
 #include <cstdint>
 
+#include "kernels/post_gemm.hpp"
 #include "recur/aligned.hpp"
 
 namespace recur::kernels {
@@ -47,6 +48,10 @@ class PackedWeights {
   int64_t panels_per_block() const { return panels_per_block_; }
 
  private:
+  // The micro-kernels' description of C = A B[k_begin:k_end] + beta C from panel 0 on; no panel range yet.
+  PackedGemmPanels task(int64_t m, const float* a, int64_t lda, int64_t k_begin, int64_t k_end, float beta,
+                        float* c, int64_t ldc) const;
+
   int64_t panel_width_ = 0, depth_ = 0, blocks_ = 0, block_cols_ = 0, panels_per_block_ = 0;
   AlignedVector<float> data_;  // every panel starts on a cache line (its size is a multiple of 64 bytes)
 };
