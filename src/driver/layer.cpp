@@ -164,7 +164,8 @@ void layer_backward(const LayerBackward& args, LayerScratch& scratch) {
       }
     }
   });
-  kernels::gemm_nn(rows, I, width, dgates_x, width, args.weights->w_x.data(), I, 1.0f, args.dx, I);
+  kernels::gemm_nn(rows, I, width, dgates_x, width, args.weights->w_x.data(), I,
+                   args.accumulate_dx ? 1.0f : 0.0f, args.dx, I);
 }
 
 }  // namespace recur::driver

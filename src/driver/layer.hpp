@@ -65,7 +65,8 @@ struct LayerBackward {
   float* dh = nullptr;               // [B, H] in: dL/d final h, out: dL/dh0
   float* dc = nullptr;               // likewise for c
   LayerParameters* grads = nullptr;  // accumulated into
-  float* dx = nullptr;               // [T*B, I] accumulated into
+  float* dx = nullptr;               // [T*B, I]
+  bool accumulate_dx = true;         // add to dx (the second direction), else overwrite it
 };
 void layer_backward(const LayerBackward& args, LayerScratch& scratch);
 

@@ -63,17 +63,27 @@ Dimensions check_input(const RnnConfig& config, const Tensor& x, const SequenceO
   return dims;
 }
 
-// Caller's x ([T,B,I] or [B,T,I]) -> [T*B, I] time-major in sorted order.
-std::vector<float> gather_input(const Tensor& x, const driver::SequenceLayout& layout, bool batch_first) {
+// Caller's x ([T,B,I] or [B,T,I]) -> sorted [T*B, I], time-major in sorted order (every element written).
+void gather_input(const Tensor& x, const driver::SequenceLayout& layout, bool batch_first,
+                  std::vector<float>& sorted) {
   const int64_t T = layout.steps, B = layout.batch, I = x.dim(2);
-  std::vector<float> sorted(size_t(T * B * I));
+  sorted.resize(size_t(T * B * I));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < B; ++k) {
       const int64_t b = layout.order[size_t(k)];
       const float* src = x.data() + (batch_first ? b * T + t : t * B + b) * I;
       std::copy_n(src, I, sorted.data() + (t * B + k) * I);
     }
-  return sorted;
+}
+
+// A layer's output buffer [T*B, width]: the passes write every live row; the rows past a sequence's
+// end are zero (as PyTorch pads them).
+void prepare_output(const driver::SequenceLayout& layout, int64_t width, std::vector<float>& rows) {
+  const int64_t B = layout.batch;
+  rows.resize(size_t(layout.steps * B * width));
+  for (int64_t t = 0; t < layout.steps; ++t)
+    std::fill(rows.begin() + (t * B + layout.live_rows[size_t(t)]) * width,
+              rows.begin() + (t + 1) * B * width, 0.0f);
 }
 
 // Inverse of gather_input for a [T*B, width] buffer.
@@ -106,12 +116,18 @@ void scatter_state(const std::vector<float>& sorted, int64_t index, const driver
                 state.data() + (index * layout.batch + layout.order[size_t(k)]) * H);
 }
 
-// The layer passes' buffers, kept from call to call on each calling thread: fresh ones would be
-// allocated, page-faulted in and zeroed by the kernel at every call (2% of a training step's samples,
-// a quarter of a millisecond for a 1 MB copy of W_h). Forward and backward never run nested.
-driver::LayerScratch& reusable_scratch() {
-  thread_local driver::LayerScratch scratch;
-  return scratch;
+// The passes' buffers, kept from call to call on each calling thread: fresh ones would be allocated,
+// page-faulted in and zeroed by the kernel at every call (2% of a training step's samples, a quarter
+// of a millisecond for a 1 MB copy of W_h). Forward and backward never run nested. (A tape keeps the
+// layers' inputs; their storage goes back and forth between it and these.)
+struct PassBuffers {
+  driver::LayerScratch layer;
+  std::vector<float> rows_in, rows_out;  // [T*B, width] sorted, time-major: a layer's input and output
+};
+
+PassBuffers& pass_buffers() {
+  thread_local PassBuffers buffers;
+  return buffers;
 }
 
 RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& options, Tape::Impl* tape) {
@@ -119,7 +135,7 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
   const Dimensions dims = check_input(config, x, options);
   const driver::SequenceLayout layout = driver::SequenceLayout::make(dims.steps, dims.batch, options.lengths);
   const int D = config.directions();
-  const int64_t H = config.hidden_size, T = dims.steps, B = dims.batch;
+  const int64_t H = config.hidden_size, B = dims.batch;
   const bool has_c = config.cell.has_cell_state();
 
   RnnOutput output;
@@ -135,10 +151,13 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
     tape->layers.resize(size_t(config.num_layers * D));
   }
 
-  std::vector<float> input = gather_input(x, layout, options.batch_first), output_rows, h, c;
-  driver::LayerScratch& scratch = reusable_scratch();
+  PassBuffers& buffers = pass_buffers();
+  std::vector<float> input, output_rows, h, c;
+  input.swap(buffers.rows_in);
+  output_rows.swap(buffers.rows_out);
+  gather_input(x, layout, options.batch_first, input);
   for (int l = 0; l < config.num_layers; ++l) {
-    output_rows.assign(size_t(T * B * D * H), 0.0f);
+    prepare_output(layout, D * H, output_rows);
     for (int d = 0; d < D; ++d) {
       const int64_t index = l * D + d;
       const LayerParameters& weights = rnn.parameters().layers[size_t(index)];
@@ -156,14 +175,17 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
                                 h.data(),
                                 has_c ? c.data() : nullptr,
                                 tape != nullptr ? &tape->layers[size_t(index)] : nullptr};
-      driver::layer_forward(args, scratch);
+      driver::layer_forward(args, buffers.layer);
       scatter_state(h, index, layout, H, output.final_state.h);
       if (has_c) scatter_state(c, index, layout, H, output.final_state.c);
     }
-    if (tape != nullptr) tape->layer_inputs[size_t(l)] = std::move(input);
+    // The tape keeps this layer's input; the storage of the one it kept before comes back for reuse.
+    if (tape != nullptr) input.swap(tape->layer_inputs[size_t(l)]);
     input.swap(output_rows);
   }
   output.y = scatter_output(input, layout, D * H, options.batch_first);
+  input.swap(buffers.rows_in);
+  output_rows.swap(buffers.rows_out);
   if (tape != nullptr) tape->recorded = true;
   return output;
 }
@@ -204,11 +226,14 @@ void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_
   grads.initial_state.h = Tensor(state_shape);
   grads.initial_state.c = has_c ? Tensor(state_shape) : Tensor();
   // dL/d(output of the layer above), sorted time-major; becomes dL/d(input) of each layer in turn.
-  std::vector<float> d_output = gather_input(dy, layout, tape.batch_first), d_input, dh, dc;
-  driver::LayerScratch& scratch = reusable_scratch();
+  PassBuffers& buffers = pass_buffers();
+  std::vector<float> d_output, d_input, dh, dc;
+  d_output.swap(buffers.rows_in);
+  d_input.swap(buffers.rows_out);
+  gather_input(dy, layout, tape.batch_first, d_output);
   for (int l = config_.num_layers - 1; l >= 0; --l) {
     const int64_t I = config_.layer_input_size(l);
-    d_input.assign(size_t(T * B * I), 0.0f);
+    d_input.resize(size_t(T * B * I));  // written whole by the first direction's dx (below)
     for (int d = 0; d < D; ++d) {
       const int64_t index = l * D + d;
       const LayerParameters& weights = parameters_.layers[size_t(index)];
@@ -227,14 +252,17 @@ void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_
                                  dh.data(),
                                  has_c ? dc.data() : nullptr,
                                  &grads.parameters.layers[size_t(index)],
-                                 d_input.data()};
-      driver::layer_backward(args, scratch);
+                                 d_input.data(),
+                                 d > 0};
+      driver::layer_backward(args, buffers.layer);
       scatter_state(dh, index, layout, H, grads.initial_state.h);
       if (has_c) scatter_state(dc, index, layout, H, grads.initial_state.c);
     }
     d_output.swap(d_input);
   }
   grads.dx = scatter_output(d_output, layout, config_.input_size, tape.batch_first);
+  d_output.swap(buffers.rows_in);
+  d_input.swap(buffers.rows_out);
 }
 
 }  // namespace recur
