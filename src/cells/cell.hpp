@@ -18,7 +18,7 @@ namespace recur::cells {
 
 struct StepForward {
   int64_t rows = 0;
-  float* gates = nullptr;    // [rows, G*H] in: x W_x^T + b_x of this step; the cell may overwrite it
+  float* gates = nullptr;    // [rows, G*H] in: x W_x^T of this step (no bias); the cell may overwrite it
   float* h = nullptr;        // [rows, H] in h(t-1), out h(t)
   float* c = nullptr;        // [rows, H] in c(t-1), out c(t); lstm family only
   float* saved = nullptr;    // [rows, saved_width()] written for backward; nullptr in inference

@@ -97,6 +97,7 @@ class GruCell final : public Cell {
       kernels::SigmoidSumRows rz;
       rz.rows = step.rows;
       rz.width = unit_end - unit_begin;
+      rz.bias_x = weights_.b_x.data() + block * H + unit_begin;
       rz.bias = weights_.b_h.data() + block * H + unit_begin;
       rz.b = step.scratch + block * H + unit_begin;
       rz.ldb = 4 * H;
@@ -114,6 +115,7 @@ class GruCell final : public Cell {
     out.rows = step.rows;
     out.hidden = H;
     out.reset_after = reset_after_;
+    out.b_xn = weights_.b_x.data() + 2 * H;
     out.b_hn = weights_.b_h.data() + 2 * H;
     out.gates = step.gates;
     out.ah_n = reset_after_ ? ah + 2 * H : ah + 3 * H;

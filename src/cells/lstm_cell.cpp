@@ -68,6 +68,7 @@ class LstmCell final : public Cell {
     rows.rows = step.rows;
     rows.hidden = H;
     rows.coupled = spec_.coupled_gates;
+    rows.b_x = weights_.b_x.data();
     rows.b_h = weights_.b_h.data();
     rows.peephole = spec_.peephole ? weights_.peephole.data() : nullptr;
     rows.gates = step.gates;

@@ -50,6 +50,7 @@ class RnnCell final : public Cell {
     rows.rows = step.rows;
     rows.hidden = hidden_;
     rows.relu = spec_.activation == Activation::relu;
+    rows.b_x = weights_.b_x.data();
     rows.b_h = weights_.b_h.data();
     rows.gates = step.gates;
     rows.h = step.h;

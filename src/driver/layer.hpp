@@ -1,6 +1,6 @@
 #pragma once
 // The shared schedule of one recurrent layer in one direction (oneDNN's RNN driver, Marian's split):
-//   gates = x W_x^T + b_x            one GEMM over all T*B rows, before the time loop
+//   gates = x W_x^T                  one GEMM over all T*B rows, before the time loop (biases: in the cells)
 //   for t in time order (or reverse): cell.forward_step (recurrent GEMM + fused post-GEMM)
 // backward, steps in the opposite order: cell.backward_step, then once over all steps:
 //   dW_x += dG^T x,  dW_h += dG_h^T h_prev,  db_x += sum dG,  db_h += sum dG_h,  dx += dG W_x

@@ -8,10 +8,12 @@
 namespace recur::kernels {
 
 // LSTM family forward, per unit j (cells/lstm_cell.cpp has the equations):
-// gates (without b_h) in; c, h updated; saved = [i, (f), g, o | c(t-1) | c(t) | tanh c(t)] when not null.
+// gates (x W_x^T + h W_h^T, without biases) in; c, h updated; saved = [i, (f), g, o | c(t-1) | c(t) | tanh
+// c(t)] when not null.
 struct LstmForwardRows {
   int64_t rows = 0, hidden = 0;
   bool coupled = false;
+  const float* b_x = nullptr;       // [G*H] or nullptr (none)
   const float* b_h = nullptr;       // [G*H]
   const float* peephole = nullptr;  // [P*H] or nullptr
   const float* gates = nullptr;     // [rows, G*H]
@@ -35,7 +37,7 @@ struct LstmBackwardRows {
   float* dgates = nullptr;    // [rows, G*H] out
 };
 
-// out[k] = sigmoid(a[k] + b[k] + bias[k]) for k < width, per row (GRU's r and z).
+// out[k] = sigmoid(a[k] + b[k] + (bias_x[k] + bias[k])) for k < width, per row (GRU's r and z).
 struct SigmoidSumRows {
   int64_t rows = 0, width = 0;
   const float* bias = nullptr;  // [width]
@@ -43,15 +45,17 @@ struct SigmoidSumRows {
   int64_t ldb = 0;
   float* a = nullptr;  // [rows, lda] in place
   int64_t lda = 0;
+  const float* bias_x = nullptr;  // [width] or nullptr (none)
 };
 
-// GRU's output: n = tanh(ax_n + (after ? r * (ah_n + b_hn) : ah_n + b_hn)); h = (1 - z) n + z h.
+// GRU's output: n = tanh(ax_n + b_xn + (after ? r * (ah_n + b_hn) : ah_n + b_hn)); h = (1 - z) n + z h.
 // saved = [r, z, n, after ? ah_n + b_hn : r * h(t-1)] when not null (r * h(t-1) is read from rh).
 struct GruOutputRows {
   int64_t rows = 0, hidden = 0;
   bool reset_after = true;
+  const float* b_xn = nullptr;   // [H] or nullptr (none)
   const float* b_hn = nullptr;   // [H]
-  const float* gates = nullptr;  // [rows, 3H]: r, z, ax_n
+  const float* gates = nullptr;  // [rows, 3H]: r, z, ax_n (without b_xn)
   const float* ah_n = nullptr;   // [rows, ld_ah] without b_hn
   const float* rh = nullptr;     // [rows, ld_ah] reset before only
   int64_t ld_ah = 0;
@@ -74,7 +78,7 @@ struct GruBackwardRows {
   float* dgates_h = nullptr;      // [rows, 3H], reset after only
 };
 
-// Elman RNN: h = act(a + b_h); relu or tanh; saved = h when not null.
+// Elman RNN: h = act(a + (b_x + b_h)); relu or tanh; saved = h when not null.
 struct RnnForwardRows {
   int64_t rows = 0, hidden = 0;
   bool relu = false;
@@ -83,6 +87,7 @@ struct RnnForwardRows {
   float* h = nullptr;
   float* saved = nullptr;
   int64_t unit_begin = 0, unit_end = 0;  // as in LstmForwardRows
+  const float* b_x = nullptr;            // or nullptr (none)
 };
 
 // Elman RNN backward through the activation: dgates = dh act'(h), from h = saved.

@@ -23,7 +23,7 @@ void lstm_forward(const LstmForwardRows& a) {
   // Gate block offsets: i, f, g, o, or i, g, o when coupled; peepholes i, f, o or i, o.
   const int64_t gi = 0, gf = H, gg = a.coupled ? H : 2 * H, go = a.coupled ? 2 * H : 3 * H;
   const int64_t po = a.coupled ? H : 2 * H;
-  const float* b = a.b_h;
+  const float *b = a.b_h, *bx = a.b_x;
   const float* p = a.peephole;
   const int64_t u0 = a.unit_begin, u1 = a.unit_end > 0 ? a.unit_end : H;
   for (int64_t row = 0; row < a.rows; ++row) {
@@ -35,18 +35,22 @@ void lstm_forward(const LstmForwardRows& a) {
       const int64_t j = u0 + unit;
       const W one = W::set(1.0f);
       const W c_prev = W::load(c + j);
-      W ai = W::load(x + gi + j) + W::load(b + gi + j);
+      // The pre-activation of gate block k: products + (b_x + b_h).
+      const auto pre = [&](int64_t k) {
+        return W::load(x + k + j) + (bx ? W::load(bx + k + j) + W::load(b + k + j) : W::load(b + k + j));
+      };
+      W ai = pre(gi);
       if (p) ai = fma(W::load(p + j), c_prev, ai);
       const W i = simd::sigmoid(ai);
       W f = one - i;
       if (!a.coupled) {
-        W af = W::load(x + gf + j) + W::load(b + gf + j);
+        W af = pre(gf);
         if (p) af = fma(W::load(p + H + j), c_prev, af);
         f = simd::sigmoid(af);
       }
-      const W g = simd::tanh(W::load(x + gg + j) + W::load(b + gg + j));
+      const W g = simd::tanh(pre(gg));
       const W c_new = fma(f, c_prev, i * g);
-      W ao = W::load(x + go + j) + W::load(b + go + j);
+      W ao = pre(go);
       if (p) ao = fma(W::load(p + po + j), c_new, ao);
       const W o = simd::sigmoid(ao);
       const W tanh_c = simd::tanh(c_new);
@@ -119,7 +123,8 @@ void sigmoid_sum(const SigmoidSumRows& a) {
     float* x = a.a + row * a.lda;
     const float* y = a.b + row * a.ldb;
     for_each_unit<V>(a.width, [&]<class W>(int64_t j) {
-      simd::sigmoid(W::load(x + j) + W::load(y + j) + W::load(a.bias + j)).store(x + j);
+      const W bias = a.bias_x ? W::load(a.bias_x + j) + W::load(a.bias + j) : W::load(a.bias + j);
+      simd::sigmoid(W::load(x + j) + W::load(y + j) + bias).store(x + j);
     });
   }
 }
@@ -135,7 +140,8 @@ void gru_output(const GruOutputRows& a) {
     float* saved = a.saved != nullptr ? a.saved + row * 4 * H : nullptr;
     for_each_unit<V>(u1 - u0, [&]<class W>(int64_t unit) {
       const int64_t j = u0 + unit;
-      const W r = W::load(x + j), z = W::load(x + H + j), ax_n = W::load(x + 2 * H + j);
+      const W r = W::load(x + j), z = W::load(x + H + j),
+              ax_n = a.b_xn ? W::load(x + 2 * H + j) + W::load(a.b_xn + j) : W::load(x + 2 * H + j);
       const W ah = W::load(ah_n + j) + W::load(a.b_hn + j);
       const W n = simd::tanh(a.reset_after ? fma(r, ah, ax_n) : ax_n + ah);
       const W h_prev = W::load(h + j);
@@ -203,7 +209,7 @@ void rnn_forward(const RnnForwardRows& a) {
     float* h = a.h + row * H;
     for_each_unit<V>(u1 - u0, [&]<class W>(int64_t unit) {
       const int64_t j = u0 + unit;
-      const W pre = W::load(x + j) + W::load(a.b_h + j);
+      const W pre = W::load(x + j) + (a.b_x ? W::load(a.b_x + j) + W::load(a.b_h + j) : W::load(a.b_h + j));
       const W out = a.relu ? select_positive(pre, pre) : simd::tanh(pre);
       out.store(h + j);
       if (a.saved) out.store(a.saved + row * H + j);
