@@ -1,11 +1,13 @@
 // kernel_bench: the probes behind docs/performance.md's gap analysis, one level below rnn_bench. Each
 // line is one measurement, the median of repeated calls on the same (cache-warm) data:
 //   step      one time step's product through OpenBLAS and through recur's packed kernel
-//             (kernels/packed_gemm.hpp), forward h W_h^T and backward dG W_h, LSTM H = 512
+//             (kernels/packed_gemm.hpp), forward h W_h^T and backward dG W_h, LSTM H = 512; and the
+//             forward product shared among the threads by rows of h instead of by units (panels)
 //   matvec    a batch of 1 or 4 rows: the small-batch kernel (kernels::recurrent_gemm_nt) against the
 //             packed one, and the bytes of W each streams
 //   merged    a merged GEMM over all T*B rows: recur's shares of single-threaded BLAS calls against
-//             OpenBLAS's own threads
+//             OpenBLAS's own threads, and against the packed kernel on W packed once (in chunks of rows);
+//             and the three merged products of an LSTM training step through kernels::gemm
 //   pool      an empty task on recur's thread pool
 //   subnormal OpenBLAS sgemm with normal and with subnormal operands (kernels/denormals.hpp says why)
 // Usage: kernel_bench [threads ...]   (default: 1 2)
