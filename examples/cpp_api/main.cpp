@@ -32,8 +32,10 @@ int main() {
     for (auto [p, d] : {std::pair{&w.w_x, &g.w_x}, {&w.w_h, &g.w_h}, {&w.b_x, &g.b_x}, {&w.b_h, &g.b_h}})
       for (int64_t i = 0; i < p->size(); ++i) (*p)[i] -= 0.01f * (*d)[i];
   }
+  // (Keep the output alive while reading it: values() is a view into the tensor.)
+  const recur::RnnOutput after = rnn.forward(x, options);
   double loss_after = 0;
-  for (float v : rnn.forward(x, options).y.values()) loss_after += 0.5 * v * v;
+  for (float v : after.y.values()) loss_after += 0.5 * v * v;
   std::printf("loss %.4f -> %.4f after one SGD step\n", loss, loss_after);
 
   // Streaming: one step at a time, the state carried inside the stream.
