@@ -252,6 +252,10 @@ std::vector<FastCase> fast_cases(const CellSpec& cell) {
       {cell, 5, 6, 2, false, 55, 1, {}, true, lstm, false, true},             // long T, B = 1
       {cell, 1, 1, 1, true, 3, 2, {3, 1}, false, lstm, false, true},          // H = 1, I = 1, c0 only
       {cell, 6, 6, 1, true, 4, 3, {}, false, false, true, false},             // I = H, plain
+      // Already longest first, time-major: x, y, dy and dx are read and written in place (rnn.cpp),
+      // with dead rows at the end of the batch; the same batch-first is copied.
+      {cell, 3, 4, 2, true, 6, 5, {6, 6, 4, 1, 0}, true, lstm, false, true},
+      {cell, 3, 4, 2, false, 6, 5, {6, 5, 5, 2, 0}, false, false, true, true},
   };
   std::mt19937_64 rng(std::hash<std::string>{}(cell_name_ref(cell)));
   for (int k = 0; k < 3; ++k) cases.push_back(random_case(cell, rng));

@@ -30,6 +30,12 @@ SequenceLayout SequenceLayout::make(int64_t steps, int64_t batch, const std::vec
   return layout;
 }
 
+bool SequenceLayout::in_caller_order() const {
+  for (size_t k = 0; k < order.size(); ++k)
+    if (order[k] != int64_t(k)) return false;
+  return true;
+}
+
 namespace {
 
 // Time index of the k-th step processed in the given direction.

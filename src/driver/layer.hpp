@@ -29,6 +29,9 @@ struct SequenceLayout {
 
   // lengths empty: all of length `steps`. Lengths are checked by the caller.
   static SequenceLayout make(int64_t steps, int64_t batch, const std::vector<int64_t>& lengths);
+  // Whether sorted row k is the caller's row k for every k (no lengths given, or already longest first):
+  // a time-major tensor is then in the sorted layout as it is.
+  bool in_caller_order() const;
 };
 
 // What training keeps of one layer in one direction, indexed by time step like x: rows t*B .. t*B+B-1.

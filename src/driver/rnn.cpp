@@ -155,9 +155,24 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
   std::vector<float> input, output_rows, h, c;
   input.swap(buffers.rows_in);
   output_rows.swap(buffers.rows_out);
-  gather_input(x, layout, options.batch_first, input);
+  // A time-major batch already longest first is in the passes' layout as it is: the first layer reads x
+  // in place (unless the tape must keep a copy) and the last writes y in place, which saves two copies
+  // of the whole sequence (and one of dy and dx backward).
+  const bool caller_layout = !options.batch_first && layout.in_caller_order();
+  const float* layer_input = x.data();
+  if (!caller_layout || tape != nullptr) {
+    gather_input(x, layout, options.batch_first, input);
+    layer_input = input.data();
+  }
   for (int l = 0; l < config.num_layers; ++l) {
-    prepare_output(layout, D * H, output_rows);
+    float* layer_output = nullptr;
+    if (caller_layout && l + 1 == config.num_layers) {
+      output.y = Tensor({dims.steps, B, D * H});  // zero: the rows past a sequence's end stay so
+      layer_output = output.y.data();
+    } else {
+      prepare_output(layout, D * H, output_rows);
+      layer_output = output_rows.data();
+    }
     for (int d = 0; d < D; ++d) {
       const int64_t index = l * D + d;
       const LayerParameters& weights = rnn.parameters().layers[size_t(index)];
@@ -168,9 +183,9 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
                                 &weights,
                                 &layout,
                                 d == 1,
-                                input.data(),
+                                layer_input,
                                 config.layer_input_size(l),
-                                output_rows.data() + d * H,
+                                layer_output + d * H,
                                 D * H,
                                 h.data(),
                                 has_c ? c.data() : nullptr,
@@ -182,8 +197,9 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
     // The tape keeps this layer's input; the storage of the one it kept before comes back for reuse.
     if (tape != nullptr) input.swap(tape->layer_inputs[size_t(l)]);
     input.swap(output_rows);
+    layer_input = input.data();
   }
-  output.y = scatter_output(input, layout, D * H, options.batch_first);
+  if (!caller_layout) output.y = scatter_output(input, layout, D * H, options.batch_first);
   input.swap(buffers.rows_in);
   output_rows.swap(buffers.rows_out);
   if (tape != nullptr) tape->recorded = true;
@@ -230,10 +246,23 @@ void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_
   std::vector<float> d_output, d_input, dh, dc;
   d_output.swap(buffers.rows_in);
   d_input.swap(buffers.rows_out);
-  gather_input(dy, layout, tape.batch_first, d_output);
+  // As forward: in the caller's layout, the top layer reads dy in place and the bottom one writes dx.
+  const bool caller_layout = !tape.batch_first && layout.in_caller_order();
+  const float* layer_dy = dy.data();
+  if (!caller_layout) {
+    gather_input(dy, layout, tape.batch_first, d_output);
+    layer_dy = d_output.data();
+  }
   for (int l = config_.num_layers - 1; l >= 0; --l) {
     const int64_t I = config_.layer_input_size(l);
-    d_input.resize(size_t(T * B * I));  // written whole by the first direction's dx (below)
+    float* layer_dx = nullptr;
+    if (caller_layout && l == 0) {
+      grads.dx = Tensor(tape.x_shape);
+      layer_dx = grads.dx.data();
+    } else {
+      d_input.resize(size_t(T * B * I));  // written whole by the first direction's dx (below)
+      layer_dx = d_input.data();
+    }
     for (int d = 0; d < D; ++d) {
       const int64_t index = l * D + d;
       const LayerParameters& weights = parameters_.layers[size_t(index)];
@@ -247,20 +276,21 @@ void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_
                                  tape.layer_inputs[size_t(l)].data(),
                                  I,
                                  &tape.layers[size_t(index)],
-                                 d_output.data() + d * H,
+                                 layer_dy + d * H,
                                  D * H,
                                  dh.data(),
                                  has_c ? dc.data() : nullptr,
                                  &grads.parameters.layers[size_t(index)],
-                                 d_input.data(),
+                                 layer_dx,
                                  d > 0};
       driver::layer_backward(args, buffers.layer);
       scatter_state(dh, index, layout, H, grads.initial_state.h);
       if (has_c) scatter_state(dc, index, layout, H, grads.initial_state.c);
     }
     d_output.swap(d_input);
+    layer_dy = d_output.data();
   }
-  grads.dx = scatter_output(d_output, layout, config_.input_size, tape.batch_first);
+  if (!caller_layout) grads.dx = scatter_output(d_output, layout, config_.input_size, tape.batch_first);
   d_output.swap(buffers.rows_in);
   d_input.swap(buffers.rows_out);
 }
