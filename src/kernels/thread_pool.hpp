@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -29,6 +30,9 @@ class ThreadPool {
 
  private:
   void work(int index);
+  // Publishes where thread `index` runs now, and says whether another of the pool's threads was last
+  // seen on the same core (then a waiting thread must yield it; see kSpinsBeforeYield).
+  bool shares_core(int index);
 
   std::vector<std::thread> workers_;
   std::atomic<uint64_t> generation_{0};  // bumped once per task (and to stop)
@@ -36,6 +40,10 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   std::atomic<bool> busy_{false};  // a run is in progress
   const std::function<void(int, int)>* task_ = nullptr;
+  struct alignas(64) Cpu {
+    std::atomic<int> id{-1};
+  };
+  std::unique_ptr<Cpu[]> cpus_;  // per thread (0: the caller of run), the core it was last seen on
 };
 
 // Resizes the process's pool (recur::set_num_threads calls it).
