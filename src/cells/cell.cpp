@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/denormals.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/post_gemm.hpp"
 #include "kernels/thread_pool.hpp"
@@ -64,6 +65,40 @@ const float* Cell::stable_h_prev(const StepForward& step, float* spare, int64_t 
     std::copy_n(step.h + row * hidden_, hidden_, spare + row * ld);
   *lda = ld;
   return spare;
+}
+
+void Cell::for_small_unit_shares(int64_t rows, int64_t depth,
+                                 const std::function<void(int64_t, int64_t)>& body) const {
+  kernels::ThreadPool& pool = kernels::ThreadPool::instance();
+  // As kernels::recurrent_gemm_nt: below ~64k multiply-adds a second thread costs more than it saves.
+  if (pool.size() == 1 || rows * gate_width() * depth < (1 << 16)) return body(0, hidden_);
+  pool.run([&](int index, int count) {
+    const int64_t lines = (hidden_ + 15) / 16;
+    const int64_t begin = std::min(hidden_, lines * index / count * 16);
+    const int64_t end = std::min(hidden_, lines * (index + 1) / count * 16);
+    if (end > begin) body(begin, end);
+  });
+}
+
+void Cell::small_product_units(int64_t rows, const float* a, int64_t lda, const float* w, int64_t k,
+                               int64_t hidden, int64_t block_begin, int64_t block_end, int64_t unit_begin,
+                               int64_t unit_end, float beta, float* c, int64_t ldc) {
+  kernels::SmallGemmRows product;
+  product.rows = rows;
+  product.k = k;
+  product.a = a;
+  product.lda = lda;
+  product.ldw = k;
+  product.beta = beta;
+  product.ldc = ldc;
+  product.n_begin = unit_begin;
+  product.n_end = unit_end;
+  const kernels::FlushDenormals flush;
+  for (int64_t g = block_begin; g < block_end; ++g) {
+    product.w = w + g * hidden * k;
+    product.c = c + (g - block_begin) * hidden;
+    kernels::post_gemm().small_gemm_nt(product);
+  }
 }
 
 void Cell::for_rows(int64_t rows, const std::function<void(int64_t, int64_t)>& body) {

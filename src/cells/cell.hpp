@@ -27,6 +27,12 @@ struct StepForward {
   const kernels::PackedWeights* w_h = nullptr;
   // [rows, H] a copy of h(t-1) that stays put while h is overwritten (the tape's), or nullptr.
   const float* h_prev = nullptr;
+  // Where the driver left the input product to the cell (a stream's one step of a small batch, for
+  // cells whose fuses_input_product()): x [rows, ldx] and W_x [G*H, input_size]; gates then holds
+  // nothing yet. nullptr: gates holds x W_x^T.
+  const float* x = nullptr;
+  int64_t ldx = 0, input_size = 0;
+  const float* w_x = nullptr;
 };
 
 struct StepBackward {
@@ -56,6 +62,10 @@ class Cell {
   // True when dL/d(recurrent pre-activation) differs from dL/d(input pre-activation) (GRU, reset after).
   virtual bool distinct_recurrent_gradient() const { return false; }
 
+  // Whether forward_step computes x W_x^T itself for a step of at most 4 rows given StepForward::x: a
+  // stream's step then runs its two products and its element-wise pass as one task on recur's threads,
+  // each thread reading its own rows of W_x and W_h, instead of two products and a serial pass.
+  virtual bool fuses_input_product() const { return false; }
   virtual void forward_step(const StepForward& step) const = 0;
   virtual void backward_step(const StepBackward& step) const = 0;
 
@@ -96,6 +106,17 @@ class Cell {
   // W_h for half of the rows; kernel_bench). Once, over all panels, on one thread.
   static void for_unit_shares(const kernels::PackedWeights& w_h,
                               const std::function<void(int64_t, int64_t)>& body);
+  // A step of at most 4 rows (no packed weights), shared by units: runs body(unit_begin, unit_end) once
+  // per thread of recur's pool on its share of the units, in whole 16-float lines (once over all H on
+  // one thread when the step's products, of `depth` multiply-adds per output, are too small to share).
+  void for_small_unit_shares(int64_t rows, int64_t depth,
+                             const std::function<void(int64_t, int64_t)>& body) const;
+  // C[:, (g - block_begin) H + u] = A W[g H + u]^T + beta C for the units u in [unit_begin, unit_end) of
+  // gate blocks g in [block_begin, block_end): one thread's share of a small batch's product, W [G*H, k]
+  // (W_h, or W_x for a stream's step), through the small-batch kernel.
+  static void small_product_units(int64_t rows, const float* a, int64_t lda, const float* w, int64_t k,
+                                  int64_t hidden, int64_t block_begin, int64_t block_end, int64_t unit_begin,
+                                  int64_t unit_end, float beta, float* c, int64_t ldc);
   // h(t-1) [rows, *lda] for the products of a step shared by units, during which one thread writes its
   // units of h while another still reads all of it: the driver's copy (the tape's), or one made in
   // spare ([rows, ld], in the cell's scratch).

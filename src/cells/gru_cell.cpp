@@ -29,16 +29,31 @@ class GruCell final : public Cell {
   int64_t saved_width() const override { return 4 * hidden_; }
   // Forward: ah [3H] (after), or ah_r, ah_z, r * h(t-1), ah_n (before). Backward (before): d(rh) [H].
   int64_t scratch_width() const override { return 4 * hidden_; }
+  bool fuses_input_product() const override { return reset_after_; }
   bool distinct_recurrent_gradient() const override { return reset_after_; }
 
   void forward_step(const StepForward& step) const override {
     // Reset before: the second product needs r of every unit, so the step shares by rows.
+    const int64_t H = hidden_, ld = 4 * H;
+    if (step.x != nullptr) {
+      // A stream's step (fuses_input_product, reset after): both products and the passes, shared by units
+      // as below, through the small-batch kernel on W_x and W_h as they are.
+      int64_t lda = 0;
+      const float* h_prev = stable_h_prev(step, step.scratch + 3 * H, ld, &lda);
+      return for_small_unit_shares(step.rows, H + step.input_size, [&](int64_t unit_begin, int64_t unit_end) {
+        small_product_units(step.rows, step.x, step.ldx, step.w_x, step.input_size, H, 0, 3, unit_begin,
+                            unit_end, 0.0f, step.gates, 3 * H);
+        small_product_units(step.rows, h_prev, lda, weights_.w_h.data(), H, H, 0, 3, unit_begin, unit_end,
+                            0.0f, step.scratch, ld);
+        gates_after_product(step, unit_begin, unit_end);
+      });
+    }
     if (step.w_h == nullptr || !reset_after_)
       return for_row_shares(step.w_h, step.rows,
                             [&](int64_t begin, int64_t end) { forward_rows(share(step, begin, end)); });
     // Reset after, shared by units (Cell::for_unit_shares): each thread's product and element-wise pass
     // for its units of r, z and n. h(t-1) is copied into column 3H of the scratch, which "after" leaves free.
-    const int64_t H = hidden_, ld = 4 * H, nr = step.w_h->panel_width();
+    const int64_t nr = step.w_h->panel_width();
     int64_t lda = 0;
     const float* h_prev = stable_h_prev(step, step.scratch + 3 * H, ld, &lda);
     for_unit_shares(*step.w_h, [&](int64_t panel_begin, int64_t panel_end) {

@@ -25,8 +25,24 @@ class LstmCell final : public Cell {
   int64_t saved_width() const override { return gate_width() + 3 * hidden_; }
   // A copy of h(t-1) for a step shared by units, when the driver gives none.
   int64_t scratch_width() const override { return hidden_; }
+  bool fuses_input_product() const override { return true; }
 
   void forward_step(const StepForward& step) const override {
+    if (step.x != nullptr) {
+      // A stream's step (fuses_input_product): both products and the pass, shared by units as below,
+      // through the small-batch kernel on W_x and W_h as they are.
+      int64_t lda = 0;
+      const float* h_prev = stable_h_prev(step, step.scratch, hidden_, &lda);
+      return for_small_unit_shares(
+          step.rows, hidden_ + step.input_size, [&](int64_t unit_begin, int64_t unit_end) {
+            const int64_t G = spec_.gate_count();
+            small_product_units(step.rows, step.x, step.ldx, step.w_x, step.input_size, hidden_, 0, G,
+                                unit_begin, unit_end, 0.0f, step.gates, gate_width());
+            small_product_units(step.rows, h_prev, lda, weights_.w_h.data(), hidden_, hidden_, 0, G,
+                                unit_begin, unit_end, 1.0f, step.gates, gate_width());
+            forward_pass(step, unit_begin, unit_end);
+          });
+    }
     if (step.w_h == nullptr) {  // a small batch: the small-batch kernel shares the product
       recurrent_product(step, step.h, hidden_, 0, spec_.gate_count(), 1.0f, step.gates, gate_width());
       return forward_pass(step, 0, hidden_);

@@ -62,9 +62,13 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
   // gates = x W_x^T over all T*B rows at once; the cells add b_x with b_h in their element-wise passes
   // (copying b_x into every row first cost a write and a read of the whole buffer: 26 MB for an LSTM
   // at H = 512 and T*B = 3200).
-  // (A one-step stream of a small batch has few rows here too: recur's own kernel takes those.)
-  kernels::recurrent_gemm_nt(T * B, width, args.input_size, args.x, args.input_size, args.weights->w_x.data(),
-                             args.input_size, 0.0f, gates, width);
+  // A stream's one step of a small batch leaves x W_x^T to the cells that run it with their recurrent
+  // product, in one task (Cell::fuses_input_product); recur's small-batch kernel takes the others'.
+  const bool fuse_input =
+      T == 1 && layout.live_rows[0] <= kernels::kSmallGemmMaxRows && cell.fuses_input_product();
+  if (!fuse_input)
+    kernels::recurrent_gemm_nt(T * B, width, args.input_size, args.x, args.input_size,
+                               args.weights->w_x.data(), args.input_size, 0.0f, gates, width);
 
   if (args.tape != nullptr) {
     // The tape is reused from call to call (recur::Tape). Every live row of every step is written below;
@@ -91,6 +95,11 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
     step.c = args.c;
     step.scratch = step_scratch;
     step.w_h = pack ? &scratch.w_h : nullptr;
+    if (fuse_input) {
+      step.x = args.x + t * B * args.input_size;
+      step.ldx = step.input_size = args.input_size;
+      step.w_x = args.weights->w_x.data();
+    }
     if (args.tape != nullptr) {
       std::copy_n(args.h, rows * H, args.tape->h_prev.data() + t * B * H);
       step.h_prev = args.tape->h_prev.data() + t * B * H;
