@@ -70,12 +70,10 @@ const float* Cell::stable_h_prev(const StepForward& step, float* spare, int64_t 
 void Cell::for_small_unit_shares(int64_t rows, int64_t depth,
                                  const std::function<void(int64_t, int64_t)>& body) const {
   kernels::ThreadPool& pool = kernels::ThreadPool::instance();
-  // As kernels::recurrent_gemm_nt: below ~64k multiply-adds a second thread costs more than it saves.
-  if (pool.size() == 1 || rows * gate_width() * depth < (1 << 16)) return body(0, hidden_);
+  if (pool.size() == 1 || rows * gate_width() * depth < kernels::kParallelSmallGemmMultiplyAdds)
+    return body(0, hidden_);
   pool.run([&](int index, int count) {
-    const int64_t lines = (hidden_ + 15) / 16;
-    const int64_t begin = std::min(hidden_, lines * index / count * 16);
-    const int64_t end = std::min(hidden_, lines * (index + 1) / count * 16);
+    const auto [begin, end] = kernels::line_share(hidden_, index, count);
     if (end > begin) body(begin, end);
   });
 }
@@ -83,20 +81,12 @@ void Cell::for_small_unit_shares(int64_t rows, int64_t depth,
 void Cell::small_product_units(int64_t rows, const float* a, int64_t lda, const float* w, int64_t k,
                                int64_t hidden, int64_t block_begin, int64_t block_end, int64_t unit_begin,
                                int64_t unit_end, float beta, float* c, int64_t ldc) {
-  kernels::SmallGemmRows product;
-  product.rows = rows;
-  product.k = k;
-  product.a = a;
-  product.lda = lda;
-  product.ldw = k;
-  product.beta = beta;
-  product.ldc = ldc;
-  product.n_begin = unit_begin;
-  product.n_end = unit_end;
   const kernels::FlushDenormals flush;
   for (int64_t g = block_begin; g < block_end; ++g) {
-    product.w = w + g * hidden * k;
-    product.c = c + (g - block_begin) * hidden;
+    kernels::SmallGemmRows product = kernels::small_gemm_rows(rows, k, a, lda, w + g * hidden * k, k, beta,
+                                                              c + (g - block_begin) * hidden, ldc);
+    product.n_begin = unit_begin;
+    product.n_end = unit_end;
     kernels::post_gemm().small_gemm_nt(product);
   }
 }

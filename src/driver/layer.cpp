@@ -168,9 +168,7 @@ void layer_backward(const LayerBackward& args, LayerScratch& scratch) {
   float* db_x = grads.b_x.data();
   float* db_h = grads.b_h.data();
   kernels::ThreadPool::instance().run([&](int index, int count) {
-    const int64_t lines = (width + 15) / 16;
-    const int64_t begin = std::min(width, lines * index / count * 16);
-    const int64_t end = std::min(width, lines * (index + 1) / count * 16);
+    const auto [begin, end] = kernels::line_share(width, index, count);
     for (int64_t row = 0; row < rows; ++row) {
       const float* dgx = dgates_x + row * width;
       const float* dgh = dgates_h + row * width;

@@ -43,10 +43,8 @@ void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, in
   // of k, so the thread count does not change the sums' order along k.
   if (pool.size() == 1 || m * n * k < kParallelGemmMultiplyAdds) return blas(0, m, 0, n);
   const bool split_rows = m >= n;
-  const int64_t lines = ((split_rows ? m : n) + 15) / 16, length = split_rows ? m : n;
   pool.run([&](int index, int count) {
-    const int64_t begin = std::min(length, lines * index / count * 16);
-    const int64_t end = std::min(length, lines * (index + 1) / count * 16);
+    const auto [begin, end] = line_share(split_rows ? m : n, index, count);
     if (end <= begin) return;
     if (split_rows)
       blas(begin, end - begin, 0, n);
@@ -60,29 +58,18 @@ void recurrent_gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t 
   if (m > kSmallGemmMaxRows) return gemm_nt(m, n, k, a, lda, w, ldw, beta, c, ldc);
   if (m == 0 || n == 0) return;
   const FlushDenormals flush;
-  SmallGemmRows rows;
-  rows.rows = m;
-  rows.k = k;
-  rows.a = a;
-  rows.lda = lda;
-  rows.w = w;
-  rows.ldw = ldw;
-  rows.beta = beta;
-  rows.c = c;
-  rows.ldc = ldc;
+  SmallGemmRows rows = small_gemm_rows(m, k, a, lda, w, ldw, beta, c, ldc);
   const auto& small_gemm = post_gemm().small_gemm_nt;
   // Below ~64k multiply-adds a second thread costs more than it saves.
-  if (n * k * m < (1 << 16)) {
-    rows.n_begin = 0;
+  if (n * k * m < kParallelSmallGemmMultiplyAdds) {
     rows.n_end = n;
     return small_gemm(rows);
   }
   ThreadPool::instance().run([&](int index, int count) {
-    // Shares of whole 64-byte lines of C, so that no two threads write the same cache line.
-    const int64_t lines = (n + 15) / 16;
     SmallGemmRows share = rows;
-    share.n_begin = std::min(n, lines * index / count * 16);
-    share.n_end = std::min(n, lines * (index + 1) / count * 16);
+    const auto [begin, end] = line_share(n, index, count);
+    share.n_begin = begin;
+    share.n_end = end;
     small_gemm(share);
   });
 }

@@ -113,6 +113,13 @@ struct SmallGemmRows {
   int64_t ldc = 0;
 };
 constexpr int64_t kSmallGemmMaxRows = 4;
+// Below this many multiply-adds a small-batch product runs on one thread: a second costs more than it saves.
+constexpr int64_t kParallelSmallGemmMultiplyAdds = int64_t(1) << 16;
+// C[m, n] = A[m, k] W[n, k]^T + beta C as SmallGemmRows, over no columns yet (n_begin = n_end = 0).
+inline SmallGemmRows small_gemm_rows(int64_t m, int64_t k, const float* a, int64_t lda, const float* w,
+                                     int64_t ldw, float beta, float* c, int64_t ldc) {
+  return {.rows = m, .k = k, .a = a, .lda = lda, .w = w, .ldw = ldw, .beta = beta, .c = c, .ldc = ldc};
+}
 
 // One thread's share of C (+)= A B with B packed in column panels (kernels/packed_gemm.hpp has the
 // layout): panels [panel_begin, panel_end), counted from the first used block. Panel p holds the

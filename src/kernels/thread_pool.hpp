@@ -3,6 +3,7 @@
 // of a batch-1 network is a matrix-vector product of some microseconds, and waking BLAS's threads, or
 // sleeping between steps, costs as much. The workers spin between tasks (then sleep after about a
 // millisecond idle), so that a step starts on every core at once.
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -45,6 +46,17 @@ class ThreadPool {
   };
   std::unique_ptr<Cpu[]> cpus_;  // per thread (0: the caller of run), the core it was last seen on
 };
+
+// Share `index` of `count` of [0, n) in whole 64-byte lines of floats (16), so that no two threads write
+// the same cache line: [begin, end), empty for the last shares of a small n.
+struct LineShare {
+  int64_t begin, end;
+};
+inline LineShare line_share(int64_t n, int index, int count) {
+  const int64_t lines = (n + 15) / 16;
+  const auto at = [&](int64_t share) { return std::min(n, lines * share / count * 16); };
+  return {at(index), at(index + 1)};
+}
 
 // Resizes the process's pool (recur::set_num_threads calls it).
 void resize_thread_pool(int threads);
