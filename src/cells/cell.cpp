@@ -115,6 +115,11 @@ StepForward Cell::share(const StepForward& step, int64_t begin, int64_t end) con
   part.c = rows_from(step.c, begin, hidden_);
   part.saved = rows_from(step.saved, begin, saved_width());
   part.scratch = rows_from(step.scratch, begin, scratch_width());
+  part.h_prev = rows_from(step.h_prev, begin, hidden_);
+  part.x = rows_from(step.x, begin, step.ldx);
+  part.copies.y = rows_from(step.copies.y, begin, step.copies.ldy);
+  part.copies.next = rows_from(step.copies.next, begin, hidden_);
+  part.copies.next_rows = std::max<int64_t>(0, step.copies.next_rows - begin);
   return part;
 }
 

@@ -33,6 +33,9 @@ struct StepForward {
   const float* x = nullptr;
   int64_t ldx = 0, input_size = 0;
   const float* w_x = nullptr;
+  // Where the step's pass also writes h(t) (the layer's output, the tape's next h(t-1)); see
+  // kernels::HiddenCopies.
+  kernels::HiddenCopies copies;
 };
 
 struct StepBackward {

@@ -140,6 +140,7 @@ class GruCell final : public Cell {
     out.saved = step.saved;
     out.unit_begin = unit_begin;
     out.unit_end = unit_end;
+    out.copies = step.copies;
     post_gemm_.gru_output(out);
   }
 

@@ -94,6 +94,7 @@ class LstmCell final : public Cell {
     rows.saved_ld = saved_width();
     rows.unit_begin = unit_begin;
     rows.unit_end = unit_end;
+    rows.copies = step.copies;
     post_gemm_.lstm_forward(rows);
   }
 

@@ -76,6 +76,7 @@ class RnnCell final : public Cell {
     rows.saved = step.saved;
     rows.unit_begin = unit_begin;
     rows.unit_end = unit_end;
+    rows.copies = step.copies;
     post_gemm_.rnn_forward(rows);
   }
 

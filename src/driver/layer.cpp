@@ -84,10 +84,17 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
                 args.tape->saved.begin() + (t + 1) * B * saved_width, 0.0f);
     }
   }
+  // The step's pass writes h(t) into y and into the tape's h(t-1) of the next step as it computes it, so
+  // that neither is a serial copy between steps. The tape's rows that no earlier pass wrote (the first
+  // step's, and backward's sequences starting late) are copied from the state.
+  int64_t tape_rows_written = 0;
   for (int64_t k = 0; k < T; ++k) {
     const int64_t t = step_time(k, T, args.reverse);
     const int64_t rows = layout.live_rows[size_t(t)];
-    if (rows == 0) continue;
+    if (rows == 0) {
+      tape_rows_written = 0;
+      continue;
+    }
     cells::StepForward step;
     step.rows = rows;
     step.gates = gates + t * B * width;
@@ -100,14 +107,23 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
       step.ldx = step.input_size = args.input_size;
       step.w_x = args.weights->w_x.data();
     }
+    step.copies.y = args.y + t * B * args.ldy;
+    step.copies.ldy = args.ldy;
     if (args.tape != nullptr) {
-      std::copy_n(args.h, rows * H, args.tape->h_prev.data() + t * B * H);
-      step.h_prev = args.tape->h_prev.data() + t * B * H;
+      float* h_prev = args.tape->h_prev.data() + t * B * H;
+      if (tape_rows_written < rows)
+        std::copy_n(args.h + tape_rows_written * H, (rows - tape_rows_written) * H,
+                    h_prev + tape_rows_written * H);
+      step.h_prev = h_prev;
       step.saved = args.tape->saved.data() + t * B * saved_width;
+      if (k + 1 < T) {
+        const int64_t next_t = step_time(k + 1, T, args.reverse);
+        step.copies.next = args.tape->h_prev.data() + next_t * B * H;
+        step.copies.next_rows = std::min(rows, layout.live_rows[size_t(next_t)]);
+        tape_rows_written = step.copies.next_rows;
+      }
     }
     cell.forward_step(step);
-    for (int64_t row = 0; row < rows; ++row)
-      std::copy_n(args.h + row * H, H, args.y + (t * B + row) * args.ldy);
   }
 }
 

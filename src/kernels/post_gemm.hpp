@@ -7,6 +7,16 @@
 
 namespace recur::kernels {
 
+// Where a step's forward pass also writes h(t), as it computes it: the layer's output rows y, and the
+// tape's h(t-1) of the next step for its first next_rows rows (those still live then). Either may be
+// null. Rows are those of the pass (row r of h goes to y + r ldy and, if r < next_rows, next + r H).
+struct HiddenCopies {
+  float* y = nullptr;
+  int64_t ldy = 0;
+  float* next = nullptr;
+  int64_t next_rows = 0;
+};
+
 // LSTM family forward, per unit j (cells/lstm_cell.cpp has the equations):
 // gates (x W_x^T + h W_h^T, without biases) in; c, h updated; saved = [i, (f), g, o | c(t-1) | c(t) | tanh
 // c(t)] when not null.
@@ -23,6 +33,7 @@ struct LstmForwardRows {
   int64_t saved_ld = 0;
   // Only units [unit_begin, unit_end) of every row (one thread's share); unit_end 0: all H.
   int64_t unit_begin = 0, unit_end = 0;
+  HiddenCopies copies = {};
 };
 
 struct LstmBackwardRows {
@@ -62,6 +73,7 @@ struct GruOutputRows {
   float* h = nullptr;                    // [rows, H]
   float* saved = nullptr;                // [rows, 4H] or nullptr
   int64_t unit_begin = 0, unit_end = 0;  // as in LstmForwardRows
+  HiddenCopies copies = {};
 };
 
 // GRU backward through the gates, per unit (cells/gru_cell.cpp has the equations), from saved = [r, z, n,
@@ -88,6 +100,7 @@ struct RnnForwardRows {
   float* saved = nullptr;
   int64_t unit_begin = 0, unit_end = 0;  // as in LstmForwardRows
   const float* b_x = nullptr;            // or nullptr (none)
+  HiddenCopies copies = {};
 };
 
 // Elman RNN backward through the activation: dgates = dh act'(h), from h = saved.

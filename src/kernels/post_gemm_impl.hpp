@@ -17,6 +17,14 @@ inline void for_each_unit(int64_t count, Body&& body) {
   for (; j < count; ++j) body.template operator()<Scalar>(j);
 }
 
+// h(t)'s value for units j.. of `row`, stored to h and to its copies.
+template <class W>
+inline void store_hidden(W value, float* h, int64_t j, const HiddenCopies& copies, int64_t row, int64_t H) {
+  value.store(h + j);
+  if (copies.y != nullptr) value.store(copies.y + row * copies.ldy + j);
+  if (copies.next != nullptr && row < copies.next_rows) value.store(copies.next + row * H + j);
+}
+
 template <class V>
 void lstm_forward(const LstmForwardRows& a) {
   const int64_t H = a.hidden, width = (a.coupled ? 3 : 4) * H;
@@ -55,7 +63,7 @@ void lstm_forward(const LstmForwardRows& a) {
       const W o = simd::sigmoid(ao);
       const W tanh_c = simd::tanh(c_new);
       c_new.store(c + j);
-      (o * tanh_c).store(h + j);
+      store_hidden(o * tanh_c, h, j, a.copies, row, H);
       if (saved) {
         i.store(saved + gi + j);
         if (!a.coupled) f.store(saved + gf + j);
@@ -145,7 +153,7 @@ void gru_output(const GruOutputRows& a) {
       const W ah = W::load(ah_n + j) + W::load(a.b_hn + j);
       const W n = simd::tanh(a.reset_after ? fma(r, ah, ax_n) : ax_n + ah);
       const W h_prev = W::load(h + j);
-      fma(z, h_prev - n, n).store(h + j);  // (1 - z) n + z h(t-1)
+      store_hidden(fma(z, h_prev - n, n), h, j, a.copies, row, H);  // (1 - z) n + z h(t-1)
       if (saved) {
         r.store(saved + j);
         z.store(saved + H + j);
@@ -211,7 +219,7 @@ void rnn_forward(const RnnForwardRows& a) {
       const int64_t j = u0 + unit;
       const W pre = W::load(x + j) + (a.b_x ? W::load(a.b_x + j) + W::load(a.b_h + j) : W::load(a.b_h + j));
       const W out = a.relu ? select_positive(pre, pre) : simd::tanh(pre);
-      out.store(h + j);
+      store_hidden(out, h, j, a.copies, row, H);
       if (a.saved) out.store(a.saved + row * H + j);
     });
   }
