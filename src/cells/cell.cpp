@@ -133,6 +133,7 @@ StepBackward Cell::share(const StepBackward& step, int64_t begin, int64_t end) c
   part.dgates_x = rows_from(step.dgates_x, begin, gate_width());
   part.dgates_h = rows_from(step.dgates_h, begin, gate_width());
   part.scratch = rows_from(step.scratch, begin, scratch_width());
+  part.dy = rows_from(step.dy, begin, step.ldy);
   return part;
 }
 

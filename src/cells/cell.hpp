@@ -50,6 +50,10 @@ struct StepBackward {
   float* scratch = nullptr;    // [rows, scratch_width()]
   // W_h packed for dg W_h (PackedWeights::pack, depth G*H), or nullptr.
   const kernels::PackedWeights* w_h = nullptr;
+  // [rows, ldy] dL/dy(t), the output's share of dL/dh(t), not yet in dh: the element-wise pass adds it
+  // as it reads dh. nullptr: dh holds all of dL/dh(t).
+  const float* dy = nullptr;
+  int64_t ldy = 0;
 };
 
 class Cell {

@@ -171,6 +171,8 @@ class GruCell final : public Cell {
     gates.saved = step.saved;
     gates.h_prev = step.h_prev;
     gates.dh = step.dh;
+    gates.dy = step.dy;
+    gates.ldy = step.ldy;
     gates.dgates_x = step.dgates_x;
     gates.dgates_h = step.dgates_h;
     post_gemm_.gru_backward(gates);

@@ -109,6 +109,8 @@ class LstmCell final : public Cell {
     rows.saved = step.saved;
     rows.saved_ld = saved_width();
     rows.dh = step.dh;
+    rows.dy = step.dy;
+    rows.ldy = step.ldy;
     rows.dc = step.dc;
     rows.dgates = step.dgates_x;
     post_gemm_.lstm_backward(rows);

@@ -94,6 +94,8 @@ class RnnCell final : public Cell {
     rows.relu = spec_.activation == Activation::relu;
     rows.saved = step.saved;
     rows.dh = step.dh;
+    rows.dy = step.dy;
+    rows.ldy = step.ldy;
     rows.dgates = step.dgates_x;
     post_gemm_.rnn_backward(rows);
   }

@@ -154,12 +154,9 @@ void layer_backward(const LayerBackward& args, LayerScratch& scratch) {
     const int64_t t = step_time(k, T, args.reverse);
     const int64_t rows = layout.live_rows[size_t(t)];
     if (rows == 0) continue;
-    for (int64_t row = 0; row < rows; ++row) {
-      const float* dy = args.dy + (t * B + row) * args.ldy;
-      float* dh = args.dh + row * H;
-      for (int64_t j = 0; j < H; ++j) dh[j] += dy[j];
-    }
     cells::StepBackward step;
+    step.dy = args.dy + t * B * args.ldy;  // joins dh in the cell's element-wise pass
+    step.ldy = args.ldy;
     step.rows = rows;
     step.saved = args.tape->saved.data() + t * B * saved_width;
     step.h_prev = args.tape->h_prev.data() + t * B * H;

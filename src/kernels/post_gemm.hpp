@@ -46,6 +46,8 @@ struct LstmBackwardRows {
   const float* dh = nullptr;  // [rows, H]
   float* dc = nullptr;        // [rows, H] dL/dc(t) in, dL/dc(t-1) out
   float* dgates = nullptr;    // [rows, G*H] out
+  const float* dy = nullptr;  // [rows, ldy] dL/dy(t), added to dh as it is read, or nullptr
+  int64_t ldy = 0;
 };
 
 // out[k] = sigmoid(a[k] + b[k] + (bias_x[k] + bias[k])) for k < width, per row (GRU's r and z).
@@ -88,6 +90,8 @@ struct GruBackwardRows {
   float* dh = nullptr;            // [rows, H] in dL/dh(t), out dL/dh(t) z
   float* dgates_x = nullptr;      // [rows, 3H]
   float* dgates_h = nullptr;      // [rows, 3H], reset after only
+  const float* dy = nullptr;      // as in LstmBackwardRows
+  int64_t ldy = 0;
 };
 
 // Elman RNN: h = act(a + (b_x + b_h)); relu or tanh; saved = h when not null.
@@ -110,6 +114,8 @@ struct RnnBackwardRows {
   const float* saved = nullptr;  // [rows, H] h(t)
   const float* dh = nullptr;     // [rows, H]
   float* dgates = nullptr;       // [rows, H]
+  const float* dy = nullptr;     // as in LstmBackwardRows
+  int64_t ldy = 0;
 };
 
 // The recurrent product of a small batch, for output columns [n_begin, n_end) only (one thread's share):

@@ -25,6 +25,12 @@ inline void store_hidden(W value, float* h, int64_t j, const HiddenCopies& copie
   if (copies.next != nullptr && row < copies.next_rows) value.store(copies.next + row * H + j);
 }
 
+// dL/dh(t) for units j.. of a row: the gradient from later steps, plus the output's (dy_row, if any).
+template <class W>
+inline W load_dh(const float* dh_row, const float* dy_row, int64_t j) {
+  return dy_row != nullptr ? W::load(dh_row + j) + W::load(dy_row + j) : W::load(dh_row + j);
+}
+
 template <class V>
 void lstm_forward(const LstmForwardRows& a) {
   const int64_t H = a.hidden, width = (a.coupled ? 3 : 4) * H;
@@ -87,6 +93,7 @@ void lstm_backward(const LstmBackwardRows& a) {
   for (int64_t row = 0; row < a.rows; ++row) {
     const float* saved = a.saved + row * a.saved_ld;
     const float* dh = a.dh + row * H;
+    const float* dy = a.dy != nullptr ? a.dy + row * a.ldy : nullptr;
     float* dc = a.dc + row * H;
     float* da = a.dgates + row * width;
     for_each_unit<V>(H, [&]<class W>(int64_t j) {
@@ -95,7 +102,7 @@ void lstm_backward(const LstmBackwardRows& a) {
       const W f = a.coupled ? one - i : W::load(saved + gf + j);
       const W c_prev = W::load(saved + width + j), c_new = W::load(saved + width + H + j);
       const W tanh_c = W::load(saved + width + 2 * H + j);
-      const W dh_j = W::load(dh + j);
+      const W dh_j = load_dh<W>(dh, dy, j);
       const W da_o = dh_j * tanh_c * o * (one - o);
       W dc_total = fma(dh_j * o, one - tanh_c * tanh_c, W::load(dc + j));
       if (p) dc_total = fma(da_o, W::load(p + po + j), dc_total);
@@ -171,12 +178,13 @@ void gru_backward(const GruBackwardRows& a) {
     const float* saved = a.saved + row * 4 * H;
     const float* h_prev = a.h_prev + row * H;
     float* dh = a.dh + row * H;
+    const float* dy = a.dy != nullptr ? a.dy + row * a.ldy : nullptr;
     float* dgx = a.dgates_x + row * 3 * H;
     float* dgh = a.reset_after ? a.dgates_h + row * 3 * H : nullptr;
     for_each_unit<V>(H, [&]<class W>(int64_t j) {
       const W one = W::set(1.0f);
       const W r = W::load(saved + j), z = W::load(saved + H + j), n = W::load(saved + 2 * H + j);
-      const W d = W::load(dh + j);
+      const W d = load_dh<W>(dh, dy, j);
       const W da_n = d * (one - z) * (one - n * n);
       const W da_z = d * (W::load(h_prev + j) - n) * (z * (one - z));
       da_z.store(dgx + H + j);
@@ -199,9 +207,10 @@ void rnn_backward(const RnnBackwardRows& a) {
   for (int64_t row = 0; row < a.rows; ++row) {
     const float* h = a.saved + row * H;
     const float* dh = a.dh + row * H;
+    const float* dy = a.dy != nullptr ? a.dy + row * a.ldy : nullptr;
     float* da = a.dgates + row * H;
     for_each_unit<V>(H, [&]<class W>(int64_t j) {
-      const W out = W::load(h + j), d = W::load(dh + j);
+      const W out = W::load(h + j), d = load_dh<W>(dh, dy, j);
       // relu: 1 where h > 0, else 0; tanh: 1 - h^2.
       (a.relu ? select_positive(out, d) : d * (W::set(1.0f) - out * out)).store(da + j);
     });
