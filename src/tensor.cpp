@@ -39,6 +39,13 @@ Tensor::Tensor(Shape shape, std::vector<float> values)
                 std::to_string(values_.size()));
 }
 
+Tensor Tensor::uninitialized(Shape shape) {
+  Tensor tensor;
+  tensor.values_.resize(static_cast<size_t>(shape_element_count(shape)));
+  tensor.shape_ = std::move(shape);
+  return tensor;
+}
+
 int64_t Tensor::dim(int i) const {
   const int r = rank();
   const int index = i < 0 ? i + r : i;

@@ -24,6 +24,9 @@ class Tensor {
   explicit Tensor(Shape shape, float fill = 0.0f);
   // Takes the values; throws if their count does not match the shape.
   Tensor(Shape shape, std::vector<float> values);
+  // A tensor whose values are whatever its memory held (as torch.empty): for outputs that are written
+  // whole before anything reads them. Reading a value before writing it is undefined.
+  static Tensor uninitialized(Shape shape);
 
   const Shape& shape() const { return shape_; }
   int rank() const { return static_cast<int>(shape_.size()); }
@@ -48,7 +51,9 @@ class Tensor {
 
  private:
   Shape shape_;
-  AlignedVector<float> values_;  // starts on a cache line (recur/aligned.hpp says why)
+  // Starts on a cache line (recur/aligned.hpp says why). Every constructor but uninitialized() gives each
+  // element a value.
+  std::vector<float, CacheLineAllocatorNoInit<float>> values_;
 };
 
 }  // namespace recur

@@ -76,21 +76,25 @@ void gather_input(const Tensor& x, const driver::SequenceLayout& layout, bool ba
     }
 }
 
-// A layer's output buffer [T*B, width]: the passes write every live row; the rows past a sequence's
-// end are zero (as PyTorch pads them).
-void prepare_output(const driver::SequenceLayout& layout, int64_t width, std::vector<float>& rows) {
+// Zeroes the rows past a sequence's end of a layer's output [T*B, width] (as PyTorch pads them); the
+// passes write every live row.
+void zero_dead_rows(const driver::SequenceLayout& layout, int64_t width, float* rows) {
   const int64_t B = layout.batch;
-  rows.resize(size_t(layout.steps * B * width));
   for (int64_t t = 0; t < layout.steps; ++t)
-    std::fill(rows.begin() + (t * B + layout.live_rows[size_t(t)]) * width,
-              rows.begin() + (t + 1) * B * width, 0.0f);
+    std::fill(rows + (t * B + layout.live_rows[size_t(t)]) * width, rows + (t + 1) * B * width, 0.0f);
+}
+
+// A layer's output buffer [T*B, width], its dead rows zeroed.
+void prepare_output(const driver::SequenceLayout& layout, int64_t width, std::vector<float>& rows) {
+  rows.resize(size_t(layout.steps * layout.batch * width));
+  zero_dead_rows(layout, width, rows.data());
 }
 
 // Inverse of gather_input for a [T*B, width] buffer.
 Tensor scatter_output(const std::vector<float>& sorted, const driver::SequenceLayout& layout, int64_t width,
                       bool batch_first) {
   const int64_t T = layout.steps, B = layout.batch;
-  Tensor y(batch_first ? Shape{B, T, width} : Shape{T, B, width});
+  Tensor y = Tensor::uninitialized(batch_first ? Shape{B, T, width} : Shape{T, B, width});  // every row below
   for (int64_t t = 0; t < T; ++t)
     for (int64_t k = 0; k < B; ++k) {
       const int64_t b = layout.order[size_t(k)];
@@ -167,8 +171,9 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
   for (int l = 0; l < config.num_layers; ++l) {
     float* layer_output = nullptr;
     if (caller_layout && l + 1 == config.num_layers) {
-      output.y = Tensor({dims.steps, B, D * H});  // zero: the rows past a sequence's end stay so
+      output.y = Tensor::uninitialized({dims.steps, B, D * H});
       layer_output = output.y.data();
+      zero_dead_rows(layout, D * H, layer_output);
     } else {
       prepare_output(layout, D * H, output_rows);
       layer_output = output_rows.data();
@@ -257,7 +262,7 @@ void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_
     const int64_t I = config_.layer_input_size(l);
     float* layer_dx = nullptr;
     if (caller_layout && l == 0) {
-      grads.dx = Tensor(tape.x_shape);
+      grads.dx = Tensor::uninitialized(tape.x_shape);  // written whole by the first direction's dx
       layer_dx = grads.dx.data();
     } else {
       d_input.resize(size_t(T * B * I));  // written whole by the first direction's dx (below)
