@@ -7,6 +7,71 @@
 
 namespace recur {
 
+namespace {
+
+// allocate_tensor_block's per-thread blocks (recur/aligned.hpp).
+constexpr std::size_t kCachedBlockMin = std::size_t(1) << 20, kCachedBytesMax = std::size_t(64) << 20;
+constexpr int kCachedBlocks = 4;
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kCacheBlocks = false;
+#else
+constexpr bool kCacheBlocks = true;
+#endif
+
+struct BlockCache {
+  struct Block {
+    void* data = nullptr;
+    std::size_t bytes = 0;
+  };
+  Block blocks[kCachedBlocks];  // oldest first
+  int count = 0;
+  std::size_t total = 0;
+  ~BlockCache();
+};
+
+// Set when this thread's cache is gone (a tensor freed during the thread's exit then skips it).
+thread_local bool block_cache_destroyed = false;
+thread_local BlockCache block_cache;
+
+void free_block(void* block) { ::operator delete(block, std::align_val_t(kCacheLine)); }
+
+BlockCache::~BlockCache() {
+  block_cache_destroyed = true;
+  for (int i = 0; i < count; ++i) free_block(blocks[i].data);
+}
+
+}  // namespace
+
+void* allocate_tensor_block(std::size_t bytes) {
+  if (kCacheBlocks && bytes >= kCachedBlockMin && !block_cache_destroyed) {
+    BlockCache& cache = block_cache;
+    for (int i = cache.count - 1; i >= 0; --i)  // the most recently freed first: likeliest still cached
+      if (cache.blocks[i].bytes == bytes) {
+        void* block = cache.blocks[i].data;
+        std::copy(cache.blocks + i + 1, cache.blocks + cache.count, cache.blocks + i);
+        --cache.count;
+        cache.total -= bytes;
+        return block;
+      }
+  }
+  return ::operator new(bytes, std::align_val_t(kCacheLine));
+}
+
+void release_tensor_block(void* block, std::size_t bytes) {
+  if (!kCacheBlocks || bytes < kCachedBlockMin || bytes > kCachedBytesMax || block_cache_destroyed)
+    return free_block(block);
+  BlockCache& cache = block_cache;
+  while (cache.count == kCachedBlocks || cache.total + bytes > kCachedBytesMax) {  // the oldest goes back
+    free_block(cache.blocks[0].data);
+    cache.total -= cache.blocks[0].bytes;
+    std::copy(cache.blocks + 1, cache.blocks + cache.count, cache.blocks);
+    --cache.count;
+  }
+  cache.blocks[cache.count++] = {block, bytes};
+  cache.total += bytes;
+}
+
 std::string shape_to_string(const Shape& shape) {
   std::string text = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
