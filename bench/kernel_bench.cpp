@@ -9,9 +9,13 @@
 //             OpenBLAS's own threads, and against the packed kernel on W packed once (in chunks of rows);
 //             and the three merged products of an LSTM training step through kernels::gemm
 //   pool      an empty task on recur's thread pool
+//   ceiling   the cores' FMA peak (a loop of register-only AVX-512 multiply-adds, every thread at once);
+//             the packed micro-kernel, one thread, with its operands in L1, L2 or L3; and the merged
+//             input product on the packed kernel in blocks of panels kept in L2, against OpenBLAS
 //   subnormal OpenBLAS sgemm with normal and with subnormal operands (kernels/denormals.hpp says why)
 // Usage: kernel_bench [threads ...]   (default: 1 2)
 #include <cblas.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <chrono>
@@ -187,6 +191,89 @@ void merged(int threads) {
       threads, flops / ours / 1e3, flops / theirs / 1e3);
 }
 
+// Multiply-adds per second of a register-only loop: 12 independent accumulators (more than the FMA
+// latency times the ports), nothing loaded. The ceiling of any GEMM on this core.
+__attribute__((target("avx512f"))) double fma_gflops_one_thread() {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(float(i) * 0.001f);
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
+  constexpr int64_t kIterations = 20000000;
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t k = 0; k < kIterations; ++k)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  float sink = 0.0f, lanes[16];
+  for (const __m512& v : acc) {
+    _mm512_storeu_ps(lanes, v);
+    for (float lane : lanes) sink += lane;
+  }
+  if (sink == 12345.0f) std::printf(" ");  // keeps the loop
+  return double(kIterations) * 12 * 32 / seconds / 1e9;
+}
+
+void ceiling(int threads) {
+  if (!__builtin_cpu_supports("avx512f")) {
+    std::printf("ceiling   threads %d  no AVX-512 on this processor: not measured\n", threads);
+    return;
+  }
+  std::vector<double> per_thread(static_cast<size_t>(threads));
+  recur::kernels::ThreadPool::instance().run(
+      [&](int index, int) { per_thread[size_t(index)] = fma_gflops_one_thread(); });
+  double total = 0.0;
+  for (double g : per_thread) total += g;
+  std::printf("ceiling   threads %d  FMA peak (registers only): %.0f GFLOP/s (%.0f per thread)\n", threads,
+              total, total / threads);
+  if (threads == 1 && recur::kernels::PackedWeights::available()) {
+    // C[m, n] += A[m, k] B[k, n], B packed, one thread, over and over on the same data: where each
+    // operand lives decides the rate.
+    const auto micro = [](int64_t m, int64_t n, int64_t k) {
+      const std::vector<float> w = filled(n * k, 0.01f), a = filled(m * k, 0.1f);
+      std::vector<float> c(size_t(m * n));
+      recur::kernels::PackedWeights packed;
+      packed.pack_transposed(w.data(), k, 1, n, k);
+      const int repeats = int(std::max<int64_t>(50, 400000000 / (m * n * k)));
+      const double us = median_us(
+          [&] { packed.multiply_units(m, a.data(), k, 0, packed.panels_per_block(), 1.0f, c.data(), n); },
+          repeats);
+      return 2.0 * double(m * n * k) / us / 1e3;
+    };
+    std::printf(
+        "ceiling   threads 1  packed micro-kernel, A 12x256 and B 256x32 in L1: %.0f, B 1 MB in L2: %.0f, "
+        "B 4 MB beyond L2: %.0f GFLOP/s\n",
+        micro(12, 32, 256), micro(12, 1024, 256), micro(12, 4096, 256));
+  }
+  if (!recur::kernels::PackedWeights::available()) return;
+  // x W^T for an LSTM at H = 512 over T*B = 3200 rows: each thread its half of W's panels, in groups
+  // kept in L2 while every 12-row block of x sweeps them; against the same product through OpenBLAS.
+  const int64_t m = 3200, n = 2048, k = 512;
+  const std::vector<float> a = filled(m * k, 0.1f), w = filled(n * k, 0.01f);
+  std::vector<float> c(size_t(m * n));
+  recur::kernels::PackedWeights packed;
+  packed.pack_transposed(w.data(), k, 1, n, k);
+  const double flops = 2.0 * double(m * n * k);
+  const double blas =
+      median_us([&] { recur::kernels::gemm_nt(m, n, k, a.data(), k, w.data(), k, 0.0f, c.data(), n); }, 5);
+  std::printf("ceiling   threads %d  3200x2048x512 x W^T: OpenBLAS in recur's shares %.0f GFLOP/s;", threads,
+              flops / blas / 1e3);
+  const int64_t panels = packed.panels_per_block();
+  for (int64_t group : {8, 16}) {
+    const double us = median_us(
+        [&] {
+          recur::kernels::ThreadPool::instance().run([&](int index, int count) {
+            const int64_t begin = panels * index / count, end = panels * (index + 1) / count;
+            for (int64_t g0 = begin; g0 < end; g0 += group)
+              for (int64_t r = 0; r < m; r += 12)
+                packed.multiply_units(std::min<int64_t>(12, m - r), a.data() + r * k, k, g0,
+                                      std::min(end, g0 + group), 0.0f, c.data() + r * n, n);
+          });
+        },
+        5);
+    std::printf("%s packed in blocks of %lld panels (%lld KB) %.0f", group == 8 ? "" : ",", (long long)group,
+                (long long)(group * packed.panel_width() * k * 4 / 1024), flops / us / 1e3);
+  }
+  std::printf("\n");
+}
+
 void pool(int threads) {
   volatile int sink = 0;
   const double us =
@@ -226,6 +313,7 @@ int main(int argc, char** argv) {
     matvec(threads);
     merged(threads);
     pool(threads);
+    ceiling(threads);
   }
   recur::set_num_threads(1);
   subnormal();
