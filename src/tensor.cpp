@@ -34,11 +34,9 @@ struct BlockCache {
 thread_local bool block_cache_destroyed = false;
 thread_local BlockCache block_cache;
 
-void free_block(void* block) { ::operator delete(block, std::align_val_t(kCacheLine)); }
-
 BlockCache::~BlockCache() {
   block_cache_destroyed = true;
-  for (int i = 0; i < count; ++i) free_block(blocks[i].data);
+  for (int i = 0; i < count; ++i) free_aligned(blocks[i].data, blocks[i].bytes);
 }
 
 }  // namespace
@@ -55,15 +53,15 @@ void* allocate_tensor_block(std::size_t bytes) {
         return block;
       }
   }
-  return ::operator new(bytes, std::align_val_t(kCacheLine));
+  return allocate_aligned(bytes);
 }
 
 void release_tensor_block(void* block, std::size_t bytes) {
   if (!kCacheBlocks || bytes < kCachedBlockMin || bytes > kCachedBytesMax || block_cache_destroyed)
-    return free_block(block);
+    return free_aligned(block, bytes);
   BlockCache& cache = block_cache;
   while (cache.count == kCachedBlocks || cache.total + bytes > kCachedBytesMax) {  // the oldest goes back
-    free_block(cache.blocks[0].data);
+    free_aligned(cache.blocks[0].data, cache.blocks[0].bytes);
     cache.total -= cache.blocks[0].bytes;
     std::copy(cache.blocks + 1, cache.blocks + cache.count, cache.blocks);
     --cache.count;

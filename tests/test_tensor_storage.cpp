@@ -1,12 +1,13 @@
-// Tensor's storage (recur/aligned.hpp, src/tensor.cpp): cache-line alignment, uninitialized tensors, and
-// the per-thread reuse of large freed blocks that keeps a training loop's outputs from being page-faulted
-// in again at every call.
+// Tensor's storage (recur/aligned.hpp, src/tensor.cpp, src/aligned.cpp): cache-line alignment, 2 MiB
+// boundaries for large blocks (transparent huge pages), uninitialized tensors, and the per-thread reuse of
+// large freed blocks that keeps a training loop's outputs from being page-faulted in again at every call.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <thread>
 #include <vector>
 
+#include "recur/aligned.hpp"
 #include "recur/error.hpp"
 #include "recur/tensor.hpp"
 
@@ -18,6 +19,7 @@ constexpr bool kBlocksReused = false;  // AddressSanitizer must see every free
 #else
 constexpr bool kBlocksReused = true;
 #endif
+constexpr bool kHugePagesOffered = kBlocksReused;  // likewise off under AddressSanitizer
 
 constexpr int64_t kLarge = int64_t(1) << 19;  // floats: 2 MiB, above the 1 MiB the reuse starts at
 
@@ -28,6 +30,26 @@ TEST(TensorStorage, ValuesStartOnACacheLine) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>(empty.data()) % kCacheLine, 0u) << n;
     for (float v : zeros.values()) ASSERT_EQ(v, 0.0f);
   }
+}
+
+TEST(TensorStorage, LargeBlocksStartOnAHugePage) {
+  // Below 2 MiB: cache lines; from 2 MiB on: 2 MiB boundaries (not under AddressSanitizer), every byte
+  // writable, vectors and tensors alike.
+  for (const std::size_t bytes : {std::size_t(64), kHugePage - 4, kHugePage, 3 * kHugePage + 12}) {
+    void* block = allocate_aligned(bytes);
+    const auto at = reinterpret_cast<uintptr_t>(block);
+    EXPECT_EQ(at % kCacheLine, 0u) << bytes;
+    if (kHugePagesOffered && bytes >= kHugePage) EXPECT_EQ(at % kHugePage, 0u) << bytes;
+    auto* first = static_cast<unsigned char*>(block);
+    first[0] = 1;
+    first[bytes - 1] = 2;
+    EXPECT_EQ(first[0] + first[bytes - 1], 3);
+    free_aligned(block, bytes);
+  }
+  AlignedVector<float> rows(size_t(3) << 20, 1.0f);  // 12 MiB
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(rows.data()) % (kHugePagesOffered ? kHugePage : kCacheLine), 0u);
+  const Tensor large = Tensor::uninitialized({int64_t(1) << 21});  // 8 MiB
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(large.data()) % (kHugePagesOffered ? kHugePage : kCacheLine), 0u);
 }
 
 TEST(TensorStorage, UninitializedHasTheShapeAndTakesWrites) {

@@ -13,16 +13,22 @@ namespace recur {
 
 constexpr std::size_t kCacheLine = 64;
 
+// Blocks of 2 MiB or more start on a 2 MiB boundary and are offered to the kernel's transparent huge
+// pages (madvise MADV_HUGEPAGE; Debian's default is to give them only where asked): the GEMMs and the
+// passes stream tens of megabytes, and with 4 KiB pages the TLB misses cost OpenBLAS 3-10% on the merged
+// products and 10-15% on a step's (docs/performance.md, fifth round). Smaller blocks: on cache lines.
+constexpr std::size_t kHugePage = std::size_t(2) << 20;
+void* allocate_aligned(std::size_t bytes);
+void free_aligned(void* block, std::size_t bytes);  // `bytes` as allocated
+
 template <class T>
 struct CacheLineAllocator {
   using value_type = T;
   CacheLineAllocator() = default;
   template <class U>
   CacheLineAllocator(const CacheLineAllocator<U>&) {}
-  T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(kCacheLine)));
-  }
-  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(kCacheLine)); }
+  T* allocate(std::size_t n) { return static_cast<T*>(allocate_aligned(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) { free_aligned(p, n * sizeof(T)); }
   template <class U>
   bool operator==(const CacheLineAllocator<U>&) const {
     return true;

@@ -16,8 +16,8 @@ struct Tape::Impl {
   driver::SequenceLayout layout;
   Shape x_shape;
   bool batch_first = false;
-  std::vector<std::vector<float>> layer_inputs;  // [L], each [T*B, I_l] sorted time-major
-  std::vector<driver::LayerTape> layers;         // [L*D]
+  std::vector<AlignedVector<float>> layer_inputs;  // [L], each [T*B, I_l] sorted time-major
+  std::vector<driver::LayerTape> layers;           // [L*D]
 };
 
 Tape::Tape() : impl_(std::make_unique<Impl>()) {}
@@ -65,7 +65,7 @@ Dimensions check_input(const RnnConfig& config, const Tensor& x, const SequenceO
 
 // Caller's x ([T,B,I] or [B,T,I]) -> sorted [T*B, I], time-major in sorted order (every element written).
 void gather_input(const Tensor& x, const driver::SequenceLayout& layout, bool batch_first,
-                  std::vector<float>& sorted) {
+                  AlignedVector<float>& sorted) {
   const int64_t T = layout.steps, B = layout.batch, I = x.dim(2);
   sorted.resize(size_t(T * B * I));
   for (int64_t t = 0; t < T; ++t)
@@ -85,13 +85,13 @@ void zero_dead_rows(const driver::SequenceLayout& layout, int64_t width, float* 
 }
 
 // A layer's output buffer [T*B, width], its dead rows zeroed.
-void prepare_output(const driver::SequenceLayout& layout, int64_t width, std::vector<float>& rows) {
+void prepare_output(const driver::SequenceLayout& layout, int64_t width, AlignedVector<float>& rows) {
   rows.resize(size_t(layout.steps * layout.batch * width));
   zero_dead_rows(layout, width, rows.data());
 }
 
 // Inverse of gather_input for a [T*B, width] buffer.
-Tensor scatter_output(const std::vector<float>& sorted, const driver::SequenceLayout& layout, int64_t width,
+Tensor scatter_output(const AlignedVector<float>& sorted, const driver::SequenceLayout& layout, int64_t width,
                       bool batch_first) {
   const int64_t T = layout.steps, B = layout.batch;
   Tensor y = Tensor::uninitialized(batch_first ? Shape{B, T, width} : Shape{T, B, width});  // every row below
@@ -106,14 +106,14 @@ Tensor scatter_output(const std::vector<float>& sorted, const driver::SequenceLa
 
 // Row `index` of a caller's [L*D, B, H] state -> [B, H] in sorted order (zeros if absent).
 void gather_state(const Tensor* state, int64_t index, const driver::SequenceLayout& layout, int64_t H,
-                  std::vector<float>& out) {
+                  AlignedVector<float>& out) {
   out.assign(size_t(layout.batch * H), 0.0f);
   if (state == nullptr || state->empty()) return;
   for (int64_t k = 0; k < layout.batch; ++k)
     std::copy_n(state->data() + (index * layout.batch + layout.order[size_t(k)]) * H, H, out.data() + k * H);
 }
 
-void scatter_state(const std::vector<float>& sorted, int64_t index, const driver::SequenceLayout& layout,
+void scatter_state(const AlignedVector<float>& sorted, int64_t index, const driver::SequenceLayout& layout,
                    int64_t H, Tensor& state) {
   for (int64_t k = 0; k < layout.batch; ++k)
     std::copy_n(sorted.data() + k * H, H,
@@ -126,7 +126,7 @@ void scatter_state(const std::vector<float>& sorted, int64_t index, const driver
 // layers' inputs; their storage goes back and forth between it and these.)
 struct PassBuffers {
   driver::LayerScratch layer;
-  std::vector<float> rows_in, rows_out;  // [T*B, width] sorted, time-major: a layer's input and output
+  AlignedVector<float> rows_in, rows_out;  // [T*B, width] sorted, time-major: a layer's input and output
 };
 
 PassBuffers& pass_buffers() {
@@ -156,7 +156,7 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
   }
 
   PassBuffers& buffers = pass_buffers();
-  std::vector<float> input, output_rows, h, c;
+  AlignedVector<float> input, output_rows, h, c;
   input.swap(buffers.rows_in);
   output_rows.swap(buffers.rows_out);
   // A time-major batch already longest first is in the passes' layout as it is: the first layer reads x
@@ -248,7 +248,7 @@ void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_
   grads.initial_state.c = has_c ? Tensor(state_shape) : Tensor();
   // dL/d(output of the layer above), sorted time-major; becomes dL/d(input) of each layer in turn.
   PassBuffers& buffers = pass_buffers();
-  std::vector<float> d_output, d_input, dh, dc;
+  AlignedVector<float> d_output, d_input, dh, dc;
   d_output.swap(buffers.rows_in);
   d_input.swap(buffers.rows_out);
   // As forward: in the caller's layout, the top layer reads dy in place and the bottom one writes dx.
