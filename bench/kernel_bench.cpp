@@ -32,6 +32,8 @@
 namespace {
 
 using recur::kernels::Transpose;
+// The operands as recur's own buffers hold them: on cache lines, large ones on huge pages (aligned.hpp).
+using Floats = recur::AlignedVector<float>;
 
 // Median microseconds of f over `repeats` calls, after two untimed ones.
 double median_us(const std::function<void()>& f, int repeats) {
@@ -47,21 +49,21 @@ double median_us(const std::function<void()>& f, int repeats) {
   return times[times.size() / 2];
 }
 
-std::vector<float> filled(int64_t n, float scale) {
-  std::vector<float> v(static_cast<size_t>(n));
+Floats filled(int64_t n, float scale) {
+  Floats v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[size_t(i)] = float(i % 7 - 3) * scale;
   return v;
 }
 
 void step_products(int threads) {
   const int64_t H = 512, G = 4;
-  const std::vector<float> w = filled(G * H * H, 0.01f);
+  const Floats w = filled(G * H * H, 0.01f);
   recur::kernels::PackedWeights forward, backward;
   forward.pack_transposed(w.data(), H, G, H, H);
   backward.pack(w.data(), H, G * H, H);
   for (int64_t m : {8, 32, 64}) {
-    const std::vector<float> h = filled(m * G * H, 0.1f);
-    std::vector<float> c(size_t(m * G * H));
+    const Floats h = filled(m * G * H, 0.1f);
+    Floats c(size_t(m * G * H));
     const double flops = 2.0 * double(m * G * H * H);
     const double blas_fwd = median_us(
         [&] {
@@ -108,8 +110,8 @@ void matvec(int threads) {
   for (int64_t H : {256, 512})
     for (int64_t G : {1, 3, 4})
       for (int64_t rows : {1, 4}) {
-        const std::vector<float> w = filled(G * H * H, 0.01f), x = filled(rows * H, 0.5f);
-        std::vector<float> c(size_t(rows * G * H));
+        const Floats w = filled(G * H * H, 0.01f), x = filled(rows * H, 0.5f);
+        Floats c(size_t(rows * G * H));
         recur::kernels::PackedWeights panels;
         panels.pack_transposed(w.data(), H, G, H, H);
         const double plain = median_us(
@@ -131,8 +133,8 @@ void matvec(int threads) {
 
 void merged(int threads) {
   const int64_t m = 3200, n = 2048, k = 512;
-  const std::vector<float> a = filled(m * k, 0.1f), b = filled(n * k, 0.01f);
-  std::vector<float> c(size_t(m * n));
+  const Floats a = filled(m * k, 0.1f), b = filled(n * k, 0.01f);
+  Floats c(size_t(m * n));
   const double ours = median_us(
       [&] {
         recur::kernels::gemm(Transpose::no, Transpose::yes, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f,
@@ -160,9 +162,9 @@ void merged(int threads) {
   // The four merged products of a training step (LSTM, I = H = 512, T*B = 3200), through kernels::gemm.
   {
     const int64_t rows = 3200, width = 2048, in = 512;
-    const std::vector<float> x = filled(rows * in, 0.1f), dg = filled(rows * width, 0.01f),
-                             wx = filled(width * in, 0.01f);
-    std::vector<float> dw(size_t(width * in)), y(size_t(rows * width)), dx(size_t(rows * in));
+    const Floats x = filled(rows * in, 0.1f), dg = filled(rows * width, 0.01f),
+                 wx = filled(width * in, 0.01f);
+    Floats dw(size_t(width * in)), y(size_t(rows * width)), dx(size_t(rows * in));
     const double flops = 2.0 * double(rows * width * in);
     const auto rate = [&](const std::function<void()>& f) { return flops / median_us(f, 5) / 1e3; };
     const double forward = rate([&] {
@@ -227,8 +229,8 @@ void ceiling(int threads) {
     // C[m, n] += A[m, k] B[k, n], B packed, one thread, over and over on the same data: where each
     // operand lives decides the rate.
     const auto micro = [](int64_t m, int64_t n, int64_t k) {
-      const std::vector<float> w = filled(n * k, 0.01f), a = filled(m * k, 0.1f);
-      std::vector<float> c(size_t(m * n));
+      const Floats w = filled(n * k, 0.01f), a = filled(m * k, 0.1f);
+      Floats c(size_t(m * n));
       recur::kernels::PackedWeights packed;
       packed.pack_transposed(w.data(), k, 1, n, k);
       const int repeats = int(std::max<int64_t>(50, 400000000 / (m * n * k)));
@@ -246,8 +248,8 @@ void ceiling(int threads) {
   // x W^T for an LSTM at H = 512 over T*B = 3200 rows: each thread its half of W's panels, in groups
   // kept in L2 while every 12-row block of x sweeps them; against the same product through OpenBLAS.
   const int64_t m = 3200, n = 2048, k = 512;
-  const std::vector<float> a = filled(m * k, 0.1f), w = filled(n * k, 0.01f);
-  std::vector<float> c(size_t(m * n));
+  const Floats a = filled(m * k, 0.1f), w = filled(n * k, 0.01f);
+  Floats c(size_t(m * n));
   recur::kernels::PackedWeights packed;
   packed.pack_transposed(w.data(), k, 1, n, k);
   const double flops = 2.0 * double(m * n * k);
@@ -284,8 +286,8 @@ void pool(int threads) {
 void subnormal() {
   const int m = 100, n = 10000, k = 200;
   for (float scale : {1.0f, 1e-39f}) {
-    const std::vector<float> a = filled(int64_t(m) * k, 0.1f * scale), b = filled(int64_t(n) * k, 0.01f);
-    std::vector<float> c(size_t(m) * n);
+    const Floats a = filled(int64_t(m) * k, 0.1f * scale), b = filled(int64_t(n) * k, 0.01f);
+    Floats c(size_t(m) * n);
     const double us = median_us(
         [&] {
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f,
