@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "kernels/amx_gemm.hpp"
 #include "kernels/denormals.hpp"
 #include "kernels/post_gemm.hpp"
 #include "kernels/thread_pool.hpp"
@@ -13,6 +14,14 @@ namespace {
 
 // Below ~2M multiply-adds (some 10 us on one core) a second thread costs about what it saves.
 constexpr int64_t kParallelGemmMultiplyAdds = int64_t(1) << 21;
+// From ~4M multiply-adds, with every side at least a 32 x 32 block, the tile unit's products outweigh
+// splitting and packing both operands (kernels/amx_gemm.hpp).
+constexpr int64_t kAmxMultiplyAdds = int64_t(1) << 22, kAmxMinSide = 32;
+
+bool on_tiles(int64_t m, int64_t n, int64_t k, float alpha, float beta) {
+  return alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && m >= kAmxMinSide && n >= kAmxMinSide &&
+         k >= kAmxMinSide && m * n * k >= kAmxMultiplyAdds && amx_enabled();
+}
 
 }  // namespace
 
@@ -25,6 +34,8 @@ void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, in
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
     return;
   }
+  if (on_tiles(m, n, k, alpha, beta))
+    return amx_gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
   const auto blas = [&](int64_t row, int64_t rows, int64_t column, int64_t columns) {
     // Row r of op(A) and column j of op(B), wherever the transposes put them.
     const float* a_rows = a + (transpose_a == Transpose::yes ? row : row * lda);

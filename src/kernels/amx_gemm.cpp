@@ -1,0 +1,327 @@
+// kernels/amx_gemm.hpp: bf16x3 GEMMs on AMX tiles. Compiled with -mamx-tile -mamx-bf16 -mavx512f
+// -mavx512bw -mavx512bf16 (CMakeLists.txt); runs only where amx_enabled() says so.
+//
+// Layout. Both operands are split into their three bfloat16 parts and packed into 1 KB tiles, padded
+// with zeros to whole 32 x 32 blocks:
+//   A: [m/32][k/32][part][half: rows 0-15 | 16-31][16 rows][32 k]
+//   B: [n/32][k/32][part][half: columns 0-15 | 16-31][16 k-pairs][16 columns][2]  (AMX's pair layout)
+// A 32 x 32 block of C lives in four tiles (0-3) while k runs; tiles 4-5 hold a part of A's two row
+// halves, 6-7 a part of B's two column halves. Per 32 of k, the six products reuse one operand of the
+// pair before: 14 tile loads for 24 tile products. Rows of A are taken in chunks whose tiles fit in
+// 768 KB of L2 (256 rows at k = 512) while B's 32-column panels pass.
+#include "kernels/amx_gemm.hpp"
+
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__) && defined(__AVX512BW__)
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/denormals.hpp"
+#include "kernels/thread_pool.hpp"
+#include "recur/aligned.hpp"
+
+namespace recur::kernels {
+namespace {
+
+constexpr int kArchReqXcompPerm = 0x1023;  // arch_prctl: ask for an extended state component
+constexpr int kXfeatureTileData = 18;      // AMX's tile data
+constexpr int64_t kBlock = 32;             // C blocks, and k steps
+constexpr int64_t kTileHalves = 3 * 2;     // parts x halves: the tiles of one block per k step
+constexpr int64_t kTileElements = 512;     // bfloat16s in a 1 KB tile
+constexpr int64_t kTilesInL2 = 768;        // A's tiles (KB) swept per pass over B's panels
+constexpr int64_t kChunkSteps = 16;        // k steps per pass (512 of k): 8, 32 and all measured slower
+
+// LDTILECFG's operand: palette 1, the eight tiles 16 rows of 64 bytes.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// GCC's tile intrinsics are asm statements that do not name the memory they read: this barrier keeps
+// the compiler from dropping or delaying the stores they depend on (the config, the packed tiles).
+inline void memory_barrier() { asm volatile("" ::: "memory"); }
+
+void configure_tiles() {
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.rows[t] = 16;
+    config.bytes_per_row[t] = 64;
+  }
+  memory_barrier();
+  _tile_loadconfig(&config);
+}
+
+bool processor_and_kernel_allow() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  const bool amx_bf16 = (edx & (1u << 22)) != 0, amx_tile = (edx & (1u << 24)) != 0;
+  unsigned eax1 = 0, ebx1 = 0, ecx1 = 0, edx1 = 0;
+  const bool avx512_bf16 = __get_cpuid_count(7, 1, &eax1, &ebx1, &ecx1, &edx1) && (eax1 & (1u << 5)) != 0;
+  if (!amx_bf16 || !amx_tile || !avx512_bf16 || !__builtin_cpu_supports("avx512bw")) return false;
+  // Linux grants the tile data state per process, on request (5.16 and later).
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureTileData) == 0;
+}
+
+// 16 floats -> their three bfloat16 parts (rounded to nearest even; exact for normal numbers).
+struct Parts {
+  __m256i part[3];
+};
+
+inline __m512 widen(__m256i bf16) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16), 16));
+}
+
+inline Parts split(__m512 x) {
+  Parts out;
+  // x - x is 0 for finite x, NaN for inf and NaN: those stay whole in part 0.
+  const __mmask16 finite = _mm512_cmp_ps_mask(_mm512_sub_ps(x, x), _mm512_setzero_ps(), _CMP_EQ_OQ);
+  out.part[0] = (__m256i)_mm512_cvtneps_pbh(x);
+  const __m512 rest = _mm512_maskz_sub_ps(finite, x, widen(out.part[0]));
+  out.part[1] = (__m256i)_mm512_cvtneps_pbh(rest);
+  out.part[2] = (__m256i)_mm512_cvtneps_pbh(_mm512_sub_ps(rest, widen(out.part[1])));
+  return out;
+}
+
+// In-register transpose of 16 rows of 16 floats.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  const auto pd = [](__m512 v) { return _mm512_castps_pd(v); };
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[4 * i]), pd(t[4 * i + 2])));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[4 * i]), pd(t[4 * i + 2])));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[4 * i + 1]), pd(t[4 * i + 3])));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[4 * i + 1]), pd(t[4 * i + 3])));
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+
+// The first `count` lanes of 16 (none for count <= 0).
+inline __mmask16 first(int64_t count) {
+  return count >= 16 ? __mmask16(0xffff) : count <= 0 ? __mmask16(0) : __mmask16((1u << count) - 1);
+}
+
+// op(X)[row][col] for rows [row0, row0 + 32) and cols [col0, col0 + 32), zero past rows_limit and
+// cols_limit: the float block a k step's tiles are made from. `transposed`: op(X)[r][c] = X[c * ld + r],
+// read as X's rows and turned in registers, 16 x 16 at a time.
+void gather(const float* x, int64_t ld, bool transposed, int64_t row0, int64_t rows_limit, int64_t col0,
+            int64_t cols_limit, float (&block)[kBlock][kBlock]) {
+  const int64_t rows = std::clamp<int64_t>(rows_limit - row0, 0, kBlock);
+  const int64_t cols = std::clamp<int64_t>(cols_limit - col0, 0, kBlock);
+  if (!transposed) {
+    for (int64_t r = 0; r < kBlock; ++r)
+      for (int64_t half = 0; half < 2; ++half) {
+        const __mmask16 mask = r < rows ? first(cols - 16 * half) : 0;
+        _mm512_store_ps(block[r] + 16 * half,
+                        _mm512_maskz_loadu_ps(mask, x + (row0 + r) * ld + col0 + 16 * half));
+      }
+    return;
+  }
+  for (int64_t col_half = 0; col_half < 2; ++col_half)
+    for (int64_t row_half = 0; row_half < 2; ++row_half) {
+      __m512 lines[16];  // X's row col0 + 16 col_half + i, from column row0 + 16 row_half
+      const __mmask16 mask = first(rows - 16 * row_half);
+      for (int64_t i = 0; i < 16; ++i) {
+        const int64_t c = 16 * col_half + i;
+        lines[i] = c < cols ? _mm512_maskz_loadu_ps(mask, x + (col0 + c) * ld + row0 + 16 * row_half)
+                            : _mm512_setzero_ps();
+      }
+      transpose16(lines);
+      for (int64_t j = 0; j < 16; ++j) _mm512_store_ps(block[16 * row_half + j] + 16 * col_half, lines[j]);
+    }
+}
+
+// A's tiles for row block `mb` and k step `kb`: 16 rows of 32 k per half, row by row.
+void pack_a(const float* a, int64_t lda, bool transposed, int64_t m, int64_t k, int64_t mb, int64_t kb,
+            uint16_t* tiles) {
+  alignas(64) float block[kBlock][kBlock];  // [row][k]
+  gather(a, lda, transposed, mb * kBlock, m, kb * kBlock, k, block);
+  for (int64_t r = 0; r < kBlock; ++r) {
+    const Parts low = split(_mm512_load_ps(block[r])), high = split(_mm512_load_ps(block[r] + 16));
+    for (int p = 0; p < 3; ++p) {
+      uint16_t* row = tiles + (p * 2 + r / 16) * kTileElements + (r % 16) * kBlock;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(row), low.part[p]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + 16), high.part[p]);
+    }
+  }
+}
+
+// B's tiles for column block `nb` and k step `kb`: row q of a half holds k = 2q, 2q + 1 of its 16
+// columns, interleaved.
+void pack_b(const float* b, int64_t ldb, bool transposed, int64_t n, int64_t k, int64_t nb, int64_t kb,
+            uint16_t* tiles) {
+  alignas(64) float block[kBlock][kBlock];  // [k][column]
+  // op(B)[k][col] = B[k * ldb + col], or B[col * ldb + k] transposed: gather's rows are k here.
+  gather(b, ldb, transposed, kb * kBlock, k, nb * kBlock, n, block);
+  for (int64_t q = 0; q < kBlock / 2; ++q)
+    for (int half = 0; half < 2; ++half) {
+      const Parts even = split(_mm512_load_ps(block[2 * q] + 16 * half));
+      const Parts odd = split(_mm512_load_ps(block[2 * q + 1] + 16 * half));
+      for (int p = 0; p < 3; ++p) {
+        const __m512i pairs = _mm512_or_si512(_mm512_cvtepu16_epi32(even.part[p]),
+                                              _mm512_slli_epi32(_mm512_cvtepu16_epi32(odd.part[p]), 16));
+        _mm512_storeu_si512(tiles + (p * 2 + half) * kTileElements + q * kBlock, pairs);
+      }
+    }
+}
+
+// C block (mb, nb) = A's row block times B's column block, over all k steps, then into C.
+void multiply_block(const uint16_t* a_tiles, const uint16_t* b_tiles, int64_t k_steps, int64_t m, int64_t n,
+                    int64_t mb, int64_t nb, float beta, float* c, int64_t ldc) {
+  // a_tiles, b_tiles: the block's tiles from the first k step of this call on
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t kb = 0; kb < k_steps; ++kb) {
+    const uint16_t* at = a_tiles + kb * kTileHalves * kTileElements;
+    const uint16_t* bt = b_tiles + kb * kTileHalves * kTileElements;
+    // Parts a_p into tiles 4-5, b_q into 6-7; the smallest products first.
+#define RECUR_LOAD_A(p)                           \
+  _tile_loadd(4, at + (p)*2 * kTileElements, 64); \
+  _tile_loadd(5, at + ((p)*2 + 1) * kTileElements, 64);
+#define RECUR_LOAD_B(q)                           \
+  _tile_loadd(6, bt + (q)*2 * kTileElements, 64); \
+  _tile_loadd(7, bt + ((q)*2 + 1) * kTileElements, 64);
+#define RECUR_PRODUCTS     \
+  _tile_dpbf16ps(0, 4, 6); \
+  _tile_dpbf16ps(1, 4, 7); \
+  _tile_dpbf16ps(2, 5, 6); \
+  _tile_dpbf16ps(3, 5, 7);
+    RECUR_LOAD_A(2)
+    RECUR_LOAD_B(0) RECUR_PRODUCTS                      // a2 b0
+        RECUR_LOAD_A(1) RECUR_PRODUCTS                  // a1 b0
+            RECUR_LOAD_B(1) RECUR_PRODUCTS              // a1 b1
+                RECUR_LOAD_A(0) RECUR_PRODUCTS          // a0 b1
+                    RECUR_LOAD_B(2) RECUR_PRODUCTS      // a0 b2
+                        RECUR_LOAD_B(0) RECUR_PRODUCTS  // a0 b0
+#undef RECUR_LOAD_A
+#undef RECUR_LOAD_B
+#undef RECUR_PRODUCTS
+  }
+  alignas(64) float block[kBlock][kBlock];
+  _tile_stored(0, &block[0][0], kBlock * 4);
+  _tile_stored(1, &block[0][16], kBlock * 4);
+  _tile_stored(2, &block[16][0], kBlock * 4);
+  _tile_stored(3, &block[16][16], kBlock * 4);
+  memory_barrier();
+  const int64_t row0 = mb * kBlock, col0 = nb * kBlock;
+  const int64_t rows = std::min(kBlock, m - row0), cols = std::min(kBlock, n - col0);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* out = c + (row0 + r) * ldc + col0;
+    for (int half = 0; half < 2 && 16 * half < cols; ++half) {
+      const int64_t width = std::min<int64_t>(16, cols - 16 * half);
+      const __mmask16 mask = __mmask16((1u << width) - 1);
+      __m512 sum = _mm512_load_ps(block[r] + 16 * half);
+      if (beta != 0.0f) sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask, out + 16 * half));
+      _mm512_mask_storeu_ps(out + 16 * half, mask, sum);
+    }
+  }
+}
+
+// The packed operands of the call in progress, kept by the calling thread from call to call.
+struct PackedOperands {
+  AlignedVector<uint16_t> a, b;
+};
+
+}  // namespace
+
+bool amx_enabled() {
+  static const bool enabled = [] {
+    const char* setting = std::getenv("RECUR_AMX");
+    if (setting != nullptr && std::strcmp(setting, "0") == 0) return false;
+    return processor_and_kernel_allow();
+  }();
+  return enabled;
+}
+
+void amx_gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
+              int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const int64_t m_blocks = (m + kBlock - 1) / kBlock, n_blocks = (n + kBlock - 1) / kBlock;
+  const int64_t k_steps = (k + kBlock - 1) / kBlock;
+  const int64_t block_tiles = k_steps * kTileHalves * kTileElements;  // bfloat16s per row or column block
+  thread_local PackedOperands packed;
+  packed.a.resize(size_t(m_blocks * block_tiles));
+  packed.b.resize(size_t(n_blocks * block_tiles));
+  uint16_t* a_tiles = packed.a.data();
+  uint16_t* b_tiles = packed.b.data();
+  ThreadPool& pool = ThreadPool::instance();
+  // Packing, shared by blocks; then the products, shared by row blocks (by column blocks when there
+  // are too few rows), each block of C by one thread.
+  pool.run([&](int index, int count) {
+    const FlushDenormals flush;
+    for (int64_t q = m_blocks * index / count; q < m_blocks * (index + 1) / count; ++q)
+      for (int64_t kb = 0; kb < k_steps; ++kb)
+        pack_a(a, lda, transpose_a == Transpose::yes, m, k, q, kb,
+               a_tiles + q * block_tiles + kb * kTileHalves * kTileElements);
+    for (int64_t q = n_blocks * index / count; q < n_blocks * (index + 1) / count; ++q)
+      for (int64_t kb = 0; kb < k_steps; ++kb)
+        pack_b(b, ldb, transpose_b == Transpose::yes, n, k, q, kb,
+               b_tiles + q * block_tiles + kb * kTileHalves * kTileElements);
+  });
+  const bool by_rows = m_blocks >= 2 * int64_t(pool.size()) || m_blocks >= n_blocks;
+  pool.run([&](int index, int count) {
+    const int64_t shared = by_rows ? m_blocks : n_blocks;
+    const int64_t begin = shared * index / count, end = shared * (index + 1) / count;
+    if (end <= begin) return;
+    const int64_t mb0 = by_rows ? begin : 0, mb1 = by_rows ? end : m_blocks;
+    const int64_t nb0 = by_rows ? 0 : begin, nb1 = by_rows ? n_blocks : end;
+    configure_tiles();
+    memory_barrier();
+    // k in chunks of at most kChunkSteps (C's blocks summed in memory across them); per chunk, row blocks
+    // whose A tiles fit in about 768 KB of L2 (256 rows at k = 512) per pass over B's panels.
+    for (int64_t kb0 = 0; kb0 < k_steps; kb0 += kChunkSteps) {
+      const int64_t steps = std::min(kChunkSteps, k_steps - kb0);
+      const int64_t offset = kb0 * kTileHalves * kTileElements;
+      const int64_t chunk = std::max<int64_t>(1, kTilesInL2 / (steps * kTileHalves));
+      for (int64_t row_chunk = mb0; row_chunk < mb1; row_chunk += chunk)
+        for (int64_t nb = nb0; nb < nb1; ++nb)
+          for (int64_t mb = row_chunk; mb < std::min(mb1, row_chunk + chunk); ++mb)
+            multiply_block(a_tiles + mb * block_tiles + offset, b_tiles + nb * block_tiles + offset, steps, m,
+                           n, mb, nb, kb0 == 0 ? beta : 1.0f, c, ldc);
+    }
+    _tile_release();
+  });
+}
+
+}  // namespace recur::kernels
+
+#else  // a compiler without the AMX flags: gemm never asks
+
+#include <cstdlib>
+
+namespace recur::kernels {
+
+bool amx_enabled() { return false; }
+
+void amx_gemm(Transpose, Transpose, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,
+              float, float*, int64_t) {
+  std::abort();
+}
+
+}  // namespace recur::kernels
+
+#endif
