@@ -256,6 +256,22 @@ std::vector<FastCase> fast_cases(const CellSpec& cell) {
       // with dead rows at the end of the batch; the same batch-first is copied.
       {cell, 3, 4, 2, true, 6, 5, {6, 6, 4, 1, 0}, true, lstm, false, true},
       {cell, 3, 4, 2, false, 6, 5, {6, 5, 5, 2, 0}, false, false, true, true},
+      // Sizes the AMX tile unit takes where the processor has it (kernels/amx_gemm.hpp): packed step
+      // products of 19, 18 and 16 rows on tiles and of 10 on the float32 panels in one pass, then merged
+      // GEMMs of over 4M multiply-adds.
+      {cell,
+       40,
+       64,
+       1,
+       true,
+       4,
+       20,
+       {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 3, 3, 3, 3, 3, 3, 2, 1, 1, 0},
+       true,
+       lstm,
+       false,
+       true},
+      {cell, 64, 64, 2, false, 16, 16, {}, false, false, false, true},
   };
   std::mt19937_64 rng(std::hash<std::string>{}(cell_name_ref(cell)));
   for (int k = 0; k < 3; ++k) cases.push_back(random_case(cell, rng));

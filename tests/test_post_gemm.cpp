@@ -172,7 +172,9 @@ TEST(KernelsPackedGemm, MatchesThePlainProductOnRangesAndThreads) {
   struct Shape {
     int64_t blocks, block_cols, depth;
   };
-  for (const Shape& s : {Shape{4, 70, 37}, Shape{3, 33, 300}, Shape{1, 512, 600}, Shape{2, 1, 5}}) {
+  // {3, 64, 192}: whole 32-column groups and a depth range from 64, as the tile unit takes them.
+  for (const Shape& s :
+       {Shape{4, 70, 37}, Shape{3, 33, 300}, Shape{1, 512, 600}, Shape{2, 1, 5}, Shape{3, 64, 192}}) {
     const int64_t n = s.blocks * s.block_cols;
     std::vector<float> w_nt(size_t(n * s.depth)), w_nn(size_t(s.depth * s.block_cols));
     for (float& v : w_nt) v = uniform(generator);

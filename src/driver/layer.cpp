@@ -38,6 +38,14 @@ bool SequenceLayout::in_caller_order() const {
 
 namespace {
 
+// The fewest and most live rows of a step (the packed products' row counts).
+kernels::PackedWeights::Rows step_rows(const SequenceLayout& layout) {
+  kernels::PackedWeights::Rows rows{layout.live_rows[0], layout.live_rows[0]};
+  for (int64_t live : layout.live_rows)
+    if (live > 0) rows.fewest = std::min(rows.fewest, live);
+  return rows;
+}
+
 // Time index of the k-th step processed in the given direction.
 int64_t step_time(int64_t k, int64_t steps, bool reverse) { return reverse ? steps - 1 - k : k; }
 
@@ -54,7 +62,9 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
   // (kernel_bench: matvec, and "packing W_h").
   const bool pack =
       kernels::PackedWeights::available() && T > 0 && layout.live_rows[0] > kernels::kSmallGemmMaxRows;
-  if (pack) scratch.w_h.pack_transposed(args.weights->w_h.data(), H, cell.spec().gate_count(), H, H);
+  if (pack)
+    scratch.w_h.pack_transposed(args.weights->w_h.data(), H, cell.spec().gate_count(), H, H,
+                                step_rows(layout));
 
   scratch.buffer.resize(static_cast<size_t>(T * B * width + B * cell.scratch_width()));
   float* gates = scratch.buffer.data();
@@ -141,7 +151,7 @@ void layer_backward(const LayerBackward& args, LayerScratch& scratch) {
   float* dgates_x = scratch.buffer.data();
   // The packed kernel is the faster dg W_h at every batch size (BLAS is weakest at the smallest).
   const bool pack = kernels::PackedWeights::available();
-  if (pack) scratch.w_h.pack(args.weights->w_h.data(), H, width, H);
+  if (pack) scratch.w_h.pack(args.weights->w_h.data(), H, width, H, step_rows(layout));
   float* dgates_h = distinct ? dgates_x + gate_floats : dgates_x;
   float* step_scratch = dgates_x + gate_floats * (distinct ? 2 : 1);
   for (int64_t t = 0; t < T; ++t) {

@@ -125,16 +125,19 @@ inline __mmask16 first(int64_t count) {
 }
 
 // op(X)[row][col] for rows [row0, row0 + 32) and cols [col0, col0 + 32), zero past rows_limit and
-// cols_limit: the float block a k step's tiles are made from. `transposed`: op(X)[r][c] = X[c * ld + r],
+// cols_limit, and in the columns before cols_skipped (not read; not transposed only): the float block a k
+// step's tiles are made from. `transposed`: op(X)[r][c] = X[c * ld + r],
 // read as X's rows and turned in registers, 16 x 16 at a time.
 void gather(const float* x, int64_t ld, bool transposed, int64_t row0, int64_t rows_limit, int64_t col0,
-            int64_t cols_limit, float (&block)[kBlock][kBlock]) {
+            int64_t cols_limit, float (&block)[kBlock][kBlock], int64_t cols_skipped = 0) {
   const int64_t rows = std::clamp<int64_t>(rows_limit - row0, 0, kBlock);
   const int64_t cols = std::clamp<int64_t>(cols_limit - col0, 0, kBlock);
   if (!transposed) {
     for (int64_t r = 0; r < kBlock; ++r)
       for (int64_t half = 0; half < 2; ++half) {
-        const __mmask16 mask = r < rows ? first(cols - 16 * half) : 0;
+        const __mmask16 mask =
+            r < rows ? __mmask16(first(cols - 16 * half) & ~first(cols_skipped - col0 - 16 * half))
+                     : __mmask16(0);
         _mm512_store_ps(block[r] + 16 * half,
                         _mm512_maskz_loadu_ps(mask, x + (row0 + r) * ld + col0 + 16 * half));
       }
@@ -156,9 +159,9 @@ void gather(const float* x, int64_t ld, bool transposed, int64_t row0, int64_t r
 
 // A's tiles for row block `mb` and k step `kb`: 16 rows of 32 k per half, row by row.
 void pack_a(const float* a, int64_t lda, bool transposed, int64_t m, int64_t k, int64_t mb, int64_t kb,
-            uint16_t* tiles) {
+            uint16_t* tiles, int64_t k_skipped = 0) {
   alignas(64) float block[kBlock][kBlock];  // [row][k]
-  gather(a, lda, transposed, mb * kBlock, m, kb * kBlock, k, block);
+  gather(a, lda, transposed, mb * kBlock, m, kb * kBlock, k, block, k_skipped);
   for (int64_t r = 0; r < kBlock; ++r) {
     const Parts low = split(_mm512_load_ps(block[r])), high = split(_mm512_load_ps(block[r] + 16));
     for (int p = 0; p < 3; ++p) {
@@ -212,7 +215,8 @@ void multiply_block(const uint16_t* a_tiles, const uint16_t* b_tiles, int64_t k_
   _tile_dpbf16ps(2, 5, 6); \
   _tile_dpbf16ps(3, 5, 7);
     RECUR_LOAD_A(2)
-    RECUR_LOAD_B(0) RECUR_PRODUCTS                      // a2 b0
+    RECUR_LOAD_B(0)
+    RECUR_PRODUCTS                                      // a2 b0
         RECUR_LOAD_A(1) RECUR_PRODUCTS                  // a1 b0
             RECUR_LOAD_B(1) RECUR_PRODUCTS              // a1 b1
                 RECUR_LOAD_A(0) RECUR_PRODUCTS          // a0 b1
@@ -307,6 +311,62 @@ void amx_gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n
   });
 }
 
+void amx_pack_weights(const float* w, int64_t ldw, bool transposed_layout, int64_t blocks, int64_t block_cols,
+                      int64_t depth, AmxWeights& out) {
+  out.blocks = blocks;
+  out.block_cols = block_cols;
+  out.depth = depth;
+  out.groups = (block_cols + kBlock - 1) / kBlock;
+  out.k_steps = (depth + kBlock - 1) / kBlock;
+  const int64_t group_tiles = out.k_steps * kTileHalves * kTileElements;
+  out.tiles.resize(size_t(blocks * out.groups * group_tiles));
+  uint16_t* tiles = out.tiles.data();
+  ThreadPool::instance().run([&](int index, int count) {
+    const int64_t total = blocks * out.groups;
+    for (int64_t q = total * index / count; q < total * (index + 1) / count; ++q) {
+      const int64_t g = q / out.groups, group = q % out.groups;
+      // op(W) of block g: [depth][block_cols]
+      const float* block = transposed_layout ? w + g * block_cols * ldw : w + g * block_cols;
+      for (int64_t kb = 0; kb < out.k_steps; ++kb)
+        pack_b(block, ldw, transposed_layout, block_cols, depth, group, kb,
+               tiles + q * group_tiles + kb * kTileHalves * kTileElements);
+    }
+  });
+}
+
+void amx_multiply_weights(const AmxWeights& w, int64_t m, const float* a, int64_t lda, int64_t block_begin,
+                          int64_t block_end, int64_t group_begin, int64_t group_end, int64_t k_begin,
+                          int64_t k_end, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || group_end <= group_begin || block_end <= block_begin) return;
+  // The weights' k steps start at multiples of 32: A's columns are placed `shift` into the first one,
+  // after zeros.
+  const int64_t shift = k_begin % kBlock, kb0 = k_begin / kBlock;
+  const int64_t k_steps = (shift + k_end - k_begin + kBlock - 1) / kBlock;
+  const int64_t m_blocks = (m + kBlock - 1) / kBlock;
+  const int64_t a_block_tiles = k_steps * kTileHalves * kTileElements;
+  // A's rows split on this thread (each thread of a step splits the rows it needs).
+  thread_local AlignedVector<uint16_t> a_tiles;
+  a_tiles.resize(size_t(m_blocks * a_block_tiles));
+  const FlushDenormals flush;
+  for (int64_t mb = 0; mb < m_blocks; ++mb)
+    for (int64_t kb = 0; kb < k_steps; ++kb)
+      pack_a(a - shift, lda, false, m, shift + k_end - k_begin, mb, kb,
+             a_tiles.data() + mb * a_block_tiles + kb * kTileHalves * kTileElements, shift);
+  const int64_t group_tiles = w.k_steps * kTileHalves * kTileElements;
+  configure_tiles();
+  memory_barrier();
+  for (int64_t g = block_begin; g < block_end; ++g)
+    for (int64_t group = group_begin; group < group_end; ++group) {
+      const uint16_t* b_tiles =
+          w.tiles.data() + (g * w.groups + group) * group_tiles + kb0 * kTileHalves * kTileElements;
+      // C's columns of this group, as a 32-wide block at column 0 of `out`.
+      float* out = c + (g - block_begin) * w.block_cols + group * kBlock;
+      const int64_t cols = std::min(kBlock, w.block_cols - group * kBlock);
+      for (int64_t mb = 0; mb < m_blocks; ++mb)
+        multiply_block(a_tiles.data() + mb * a_block_tiles, b_tiles, k_steps, m, cols, mb, 0, beta, out, ldc);
+    }
+  _tile_release();
+}
 }  // namespace recur::kernels
 
 #else  // a compiler without the AMX flags: gemm never asks

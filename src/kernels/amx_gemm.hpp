@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "kernels/gemm.hpp"
+#include "recur/aligned.hpp"
 
 namespace recur::kernels {
 
@@ -26,5 +27,22 @@ bool amx_enabled();
 // computed by one thread in the same order whatever the thread count. Only where amx_enabled().
 void amx_gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// The step products on weights packed once per pass (kernels/packed_gemm.hpp), on the tile unit.
+// Weight tiles: for each of `blocks` column blocks of block_cols columns, 32-column groups (as the packed
+// kernel's panels) of [k/32][part][half] tiles over `depth`; op(W)[k][n] = w[(g * block_cols + n) * ldw
+// + k] (transposed_layout, W_h [G*H, H] forward) or w[k * ldw + n] (one block, W_h backward).
+struct AmxWeights {
+  AlignedVector<uint16_t> tiles;
+  int64_t blocks = 0, block_cols = 0, depth = 0, groups = 0, k_steps = 0;
+};
+void amx_pack_weights(const float* w, int64_t ldw, bool transposed_layout, int64_t blocks, int64_t block_cols,
+                      int64_t depth, AmxWeights& out);
+// C[m, columns of groups [group_begin, group_end) of blocks [block_begin, block_end)] = A[m, k_end - k_begin]
+// W[k_begin:k_end, those columns] + beta C, on the calling thread; block g's columns start in C at
+// (g - block_begin) * block_cols.
+void amx_multiply_weights(const AmxWeights& w, int64_t m, const float* a, int64_t lda, int64_t block_begin,
+                          int64_t block_end, int64_t group_begin, int64_t group_end, int64_t k_begin,
+                          int64_t k_end, float beta, float* c, int64_t ldc);
 
 }  // namespace recur::kernels

@@ -12,14 +12,24 @@ bool PackedWeights::available() { return post_gemm().packed_gemm != nullptr; }
 
 int64_t PackedWeights::row_block() { return post_gemm().packed_row_block; }
 
+std::pair<bool, bool> PackedWeights::packings(Rows rows) const {
+  const bool tiles = panel_width_ == 32 && rows.most >= kTileRows && amx_enabled();
+  return {!tiles || rows.fewest < kTileRows, tiles};
+}
+
 void PackedWeights::pack_transposed(const float* w, int64_t ldw, int64_t blocks, int64_t block_cols,
-                                    int64_t depth) {
+                                    int64_t depth, Rows rows) {
   const int64_t nr = post_gemm().packed_panel_width;
   panel_width_ = nr;
   depth_ = depth;
   blocks_ = blocks;
   block_cols_ = block_cols;
   panels_per_block_ = (block_cols + nr - 1) / nr;
+  const auto [panels, tiles] = packings(rows);
+  amx_.tiles.clear();
+  if (tiles) amx_pack_weights(w, ldw, true, blocks, block_cols, depth, amx_);
+  data_.clear();
+  if (!panels) return;
   data_.assign(size_t(blocks * panels_per_block_ * depth * nr), 0.0f);
   for (int64_t g = 0; g < blocks; ++g)
     for (int64_t q = 0; q < panels_per_block_; ++q) {
@@ -33,18 +43,36 @@ void PackedWeights::pack_transposed(const float* w, int64_t ldw, int64_t blocks,
     }
 }
 
-void PackedWeights::pack(const float* w, int64_t ldw, int64_t depth, int64_t cols) {
+void PackedWeights::pack(const float* w, int64_t ldw, int64_t depth, int64_t cols, Rows rows) {
   const int64_t nr = post_gemm().packed_panel_width;
   panel_width_ = nr;
   depth_ = depth;
   blocks_ = 1;
   block_cols_ = cols;
   panels_per_block_ = (cols + nr - 1) / nr;
+  const auto [panels, tiles] = packings(rows);
+  amx_.tiles.clear();
+  if (tiles) amx_pack_weights(w, ldw, false, 1, cols, depth, amx_);
+  data_.clear();
+  if (!panels) return;
   data_.assign(size_t(panels_per_block_ * depth * nr), 0.0f);
   for (int64_t q = 0; q < panels_per_block_; ++q) {
     float* panel = data_.data() + q * depth * nr;
     const int64_t columns = std::min(nr, cols - q * nr);
     for (int64_t k = 0; k < depth; ++k) std::copy_n(w + k * ldw + q * nr, columns, panel + k * nr);
+  }
+}
+
+void PackedWeights::multiply_on_tiles(int64_t m, const float* a, int64_t lda, int64_t block_begin,
+                                      int64_t panel_begin, int64_t panel_end, int64_t k_begin, int64_t k_end,
+                                      float beta, float* c, int64_t ldc) const {
+  // Runs of panels within one block at a time.
+  for (int64_t p = panel_begin; p < panel_end;) {
+    const int64_t block = p / panels_per_block_, end = std::min(panel_end, (block + 1) * panels_per_block_);
+    const int64_t g = block_begin + block;
+    amx_multiply_weights(amx_, m, a, lda, g, g + 1, p - block * panels_per_block_,
+                         end - block * panels_per_block_, k_begin, k_end, beta, c + block * block_cols_, ldc);
+    p = end;
   }
 }
 
@@ -68,6 +96,12 @@ PackedGemmPanels PackedWeights::task(int64_t m, const float* a, int64_t lda, int
 void PackedWeights::multiply_units(int64_t m, const float* a, int64_t lda, int64_t panel_begin,
                                    int64_t panel_end, float beta, float* c, int64_t ldc) const {
   if (m == 0 || panel_end <= panel_begin) return;
+  if (on_tiles(m)) {
+    for (int64_t block = 0; block < blocks_; ++block)
+      amx_multiply_weights(amx_, m, a, lda, block, block + 1, panel_begin, panel_end, 0, depth_, beta,
+                           c + block * block_cols_, ldc);
+    return;
+  }
   const FlushDenormals flush;
   PackedGemmPanels share = task(m, a, lda, 0, depth_, beta, c, ldc);
   const auto& kernel = post_gemm().packed_gemm;
@@ -90,6 +124,13 @@ void PackedWeights::multiply(int64_t m, const float* a, int64_t lda, int64_t blo
   // product is bound by reading B (a batch of 1 to 4): from 512 KB of B two cores' caches stream it
   // faster (kernel_bench, matvec).
   const int64_t b_floats = panels * panel_width_ * task.depth;
+  if (on_tiles(m)) {
+    ThreadPool::instance().run([&](int index, int count) {
+      multiply_on_tiles(m, a, lda, block_begin, panels * index / count, panels * (index + 1) / count, k_begin,
+                        k_end, beta, c, ldc);
+    });
+    return;
+  }
   if (m * b_floats < (int64_t(1) << 20) && b_floats < (int64_t(1) << 17)) {
     task.panel_begin = 0;
     task.panel_end = panels;

@@ -9,11 +9,21 @@
 // gate blocks of H units); each block is padded to whole panels, so that a product may use any range of
 // blocks (a GRU's r and z without n) and any range of depth (a GRU's n rows only, backward).
 #include <cstdint>
+#include <utility>
 
+#include "kernels/amx_gemm.hpp"
 #include "kernels/post_gemm.hpp"
 #include "recur/aligned.hpp"
 
 namespace recur::kernels {
+
+// The row counts a packed W's products will have, which decide the packings made where the processor
+// has AMX (kernels/amx_gemm.hpp): products of PackedWeights::kTileRows rows or more run on the tile unit,
+// smaller ones on the float32 panels (at 8 rows the tiles' 32-row blocks made an LSTM training step 30%
+// slower, at 16 the two were level, at 32 and 64 the tiles were 15% faster).
+struct PackedRows {
+  int64_t fewest = 1, most = int64_t(1) << 40;
+};
 
 class PackedWeights {
  public:
@@ -22,13 +32,17 @@ class PackedWeights {
   // Rows of C that the micro-kernel computes at once (12 with AVX-512, 6 with AVX2).
   static int64_t row_block();
 
+  using Rows = PackedRows;
+  static constexpr int64_t kTileRows = 16;
+
   // B[k][n] = w[n * ldw + k]: w holds blocks * block_cols rows of depth floats, as W_h [G*H, H] does
   // in the forward product h W_h^T.
-  void pack_transposed(const float* w, int64_t ldw, int64_t blocks, int64_t block_cols, int64_t depth);
+  void pack_transposed(const float* w, int64_t ldw, int64_t blocks, int64_t block_cols, int64_t depth,
+                       Rows rows = {});
   // B[k][n] = w[k * ldw + n]: w is [depth, cols], one block, as W_h in the backward product dg W_h.
-  void pack(const float* w, int64_t ldw, int64_t depth, int64_t cols);
+  void pack(const float* w, int64_t ldw, int64_t depth, int64_t cols, Rows rows = {});
 
-  bool empty() const { return data_.empty(); }
+  bool empty() const { return data_.empty() && amx_.tiles.empty(); }
   int64_t depth() const { return depth_; }
   int64_t blocks() const { return blocks_; }
   int64_t block_cols() const { return block_cols_; }
@@ -52,8 +66,20 @@ class PackedWeights {
   PackedGemmPanels task(int64_t m, const float* a, int64_t lda, int64_t k_begin, int64_t k_end, float beta,
                         float* c, int64_t ldc) const;
 
+  // Panels [panel_begin, panel_end) of the blocks' concatenation, on the tile unit.
+  void multiply_on_tiles(int64_t m, const float* a, int64_t lda, int64_t block_begin, int64_t panel_begin,
+                         int64_t panel_end, int64_t k_begin, int64_t k_end, float beta, float* c,
+                         int64_t ldc) const;
+  // Whether a product of m rows runs on the tile unit.
+  bool on_tiles(int64_t m) const { return !amx_.tiles.empty() && (m >= kTileRows || data_.empty()); }
+  // Which packings to make (float32 panels, tiles) for products of these row counts.
+  std::pair<bool, bool> packings(Rows rows) const;
+
   int64_t panel_width_ = 0, depth_ = 0, blocks_ = 0, block_cols_ = 0, panels_per_block_ = 0;
   AlignedVector<float> data_;  // every panel starts on a cache line (its size is a multiple of 64 bytes)
+  // Where the processor has AMX (kernels/amx_gemm.hpp): the same weights as tiles of their three
+  // bfloat16 parts, in 32-column groups that are the panels above (32 wide with AVX-512).
+  AmxWeights amx_;
 };
 
 }  // namespace recur::kernels
