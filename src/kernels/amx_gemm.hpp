@@ -6,8 +6,8 @@
 // of its mantissa; x w is then the sum of the nine products xi wj, and the six with i + j <= 2 leave out
 // only terms below 2^-24 |x w|, float32's own rounding ("bf16x3", as CUTLASS's 3xTF32). Six tile
 // products per pair of blocks, the smallest first, give float32's accuracy (tests/test_amx_gemm.cpp
-// measures it against a double-precision sum, beside OpenBLAS's) at 1.6-2.4x OpenBLAS's rate here
-// (docs/performance.md, fifth round).
+// measures it against a double-precision sum, beside OpenBLAS's) at 1.3-1.7x OpenBLAS's rate on a
+// training step's merged products here (docs/performance.md, fifth round).
 //
 // Infinities and NaNs stay whole in the first part (the others are zero), so they propagate as in a
 // float32 product, except that inf times a weight whose bfloat16 parts include a zero gives NaN, not inf.
