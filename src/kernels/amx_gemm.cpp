@@ -253,6 +253,8 @@ struct PackedOperands {
 
 }  // namespace
 
+void amx_configure_tiles() { configure_tiles(); }
+
 bool amx_enabled() {
   static const bool enabled = [] {
     const char* setting = std::getenv("RECUR_AMX");

@@ -23,6 +23,10 @@ namespace recur::kernels {
 // the environment does not say RECUR_AMX=0 (for results bit-identical to OpenBLAS's). Decided once.
 bool amx_enabled();
 
+// Loads the tile configuration recur uses (palette 1, eight tiles of 16 rows x 64 bytes) on the calling
+// thread; _tile_release() ends it. Only where amx_enabled() (bench/amx_probe uses it too).
+void amx_configure_tiles();
+
 // C[m, n] = op(A) op(B) + beta C, beta 0 or 1, op as in gemm; shared among recur's threads, each element
 // computed by one thread in the same order whatever the thread count. Only where amx_enabled().
 void amx_gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
