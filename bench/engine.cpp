@@ -237,6 +237,7 @@ int run_bench(const BenchOptions& o, std::FILE* out) {
   for (int threads : o.threads)
     if (threads < 1) throw Error("bench: --threads must be at least 1, got " + std::to_string(threads));
   s.note("machine: " + machine_description() + "; " + openblas_description());
+  s.note(std::string("recur: ") + compute_engine());
   if (s.use_onednn)
     s.note(onednn_description());
   else

@@ -10,4 +10,9 @@ void set_num_threads(int n);
 // The current setting (by default OpenBLAS's at first use: OPENBLAS_NUM_THREADS, else the cores).
 int num_threads();
 
+// Where recur's large float32 products run, in words: "AMX tiles (bf16x3, float32-accurate)" on
+// processors with AMX (unless RECUR_AMX=0), else "OpenBLAS and AVX-512 kernels" (or AVX2, portable).
+// Benchmarks print it beside their peers' descriptions.
+const char* compute_engine();
+
 }  // namespace recur

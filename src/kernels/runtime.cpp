@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "kernels/amx_gemm.hpp"
+#include "kernels/packed_gemm.hpp"
 #include "kernels/thread_pool.hpp"
 #include "recur/error.hpp"
 
@@ -15,5 +17,13 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return kernels::ThreadPool::instance().size(); }
+
+const char* compute_engine() {
+  if (kernels::amx_enabled())
+    return "large float32 products on AMX tiles as three bfloat16 parts (float32-accurate; RECUR_AMX=0 "
+           "for OpenBLAS)";
+  return kernels::PackedWeights::available() ? "OpenBLAS and recur's packed SIMD kernels"
+                                             : "OpenBLAS (portable build)";
+}
 
 }  // namespace recur
