@@ -193,7 +193,7 @@ void pack_b(const float* b, int64_t ldb, bool transposed, int64_t n, int64_t k, 
 
 // C block (mb, nb) = A's row block times B's column block, over all k steps, then into C.
 void multiply_block(const uint16_t* a_tiles, const uint16_t* b_tiles, int64_t k_steps, int64_t m, int64_t n,
-                    int64_t mb, int64_t nb, float beta, float* c, int64_t ldc) {
+                    int64_t mb, int64_t nb, float beta, float* c, int64_t ldc, bool transposed_c = false) {
   // a_tiles, b_tiles: the block's tiles from the first k step of this call on
   _tile_zero(0);
   _tile_zero(1);
@@ -214,14 +214,14 @@ void multiply_block(const uint16_t* a_tiles, const uint16_t* b_tiles, int64_t k_
   _tile_dpbf16ps(1, 4, 7); \
   _tile_dpbf16ps(2, 5, 6); \
   _tile_dpbf16ps(3, 5, 7);
-    RECUR_LOAD_A(2)
-    RECUR_LOAD_B(0)
-    RECUR_PRODUCTS                                      // a2 b0
-        RECUR_LOAD_A(1) RECUR_PRODUCTS                  // a1 b0
-            RECUR_LOAD_B(1) RECUR_PRODUCTS              // a1 b1
-                RECUR_LOAD_A(0) RECUR_PRODUCTS          // a0 b1
-                    RECUR_LOAD_B(2) RECUR_PRODUCTS      // a0 b2
-                        RECUR_LOAD_B(0) RECUR_PRODUCTS  // a0 b0
+    // clang-format off
+    RECUR_LOAD_A(2) RECUR_LOAD_B(0) RECUR_PRODUCTS  // a2 b0
+    RECUR_LOAD_A(1) RECUR_PRODUCTS                  // a1 b0
+    RECUR_LOAD_B(1) RECUR_PRODUCTS                  // a1 b1
+    RECUR_LOAD_A(0) RECUR_PRODUCTS                  // a0 b1
+    RECUR_LOAD_B(2) RECUR_PRODUCTS                  // a0 b2
+    RECUR_LOAD_B(0) RECUR_PRODUCTS                  // a0 b0
+    // clang-format on
 #undef RECUR_LOAD_A
 #undef RECUR_LOAD_B
 #undef RECUR_PRODUCTS
@@ -232,8 +232,21 @@ void multiply_block(const uint16_t* a_tiles, const uint16_t* b_tiles, int64_t k_
   _tile_stored(2, &block[16][0], kBlock * 4);
   _tile_stored(3, &block[16][16], kBlock * 4);
   memory_barrier();
-  const int64_t row0 = mb * kBlock, col0 = nb * kBlock;
-  const int64_t rows = std::min(kBlock, m - row0), cols = std::min(kBlock, n - col0);
+  int64_t row0 = mb * kBlock, col0 = nb * kBlock;
+  int64_t rows = std::min(kBlock, m - row0), cols = std::min(kBlock, n - col0);
+  if (transposed_c) {  // this block of C^T goes to C: turn it, 16 x 16 at a time
+    alignas(64) float turned[kBlock][kBlock];
+    for (int qr = 0; qr < 2; ++qr)
+      for (int qc = 0; qc < 2; ++qc) {
+        __m512 lines[16];
+        for (int i = 0; i < 16; ++i) lines[i] = _mm512_load_ps(block[16 * qr + i] + 16 * qc);
+        transpose16(lines);
+        for (int j = 0; j < 16; ++j) _mm512_store_ps(turned[16 * qc + j] + 16 * qr, lines[j]);
+      }
+    std::memcpy(block, turned, sizeof block);
+    std::swap(row0, col0);
+    std::swap(rows, cols);
+  }
   for (int64_t r = 0; r < rows; ++r) {
     float* out = c + (row0 + r) * ldc + col0;
     for (int half = 0; half < 2 && 16 * half < cols; ++half) {
@@ -264,8 +277,11 @@ bool amx_enabled() {
   return enabled;
 }
 
-void amx_gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
-              int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+namespace {
+
+// C = op(A) op(B) + beta C as amx_gemm says; transposed_c: C^T instead, its element (i, j) at c[j * ldc + i].
+void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
+                   int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, bool transposed_c) {
   const int64_t m_blocks = (m + kBlock - 1) / kBlock, n_blocks = (n + kBlock - 1) / kBlock;
   const int64_t k_steps = (k + kBlock - 1) / kBlock;
   const int64_t block_tiles = k_steps * kTileHalves * kTileElements;  // bfloat16s per row or column block
@@ -307,10 +323,21 @@ void amx_gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n
         for (int64_t nb = nb0; nb < nb1; ++nb)
           for (int64_t mb = row_chunk; mb < std::min(mb1, row_chunk + chunk); ++mb)
             multiply_block(a_tiles + mb * block_tiles + offset, b_tiles + nb * block_tiles + offset, steps, m,
-                           n, mb, nb, kb0 == 0 ? beta : 1.0f, c, ldc);
+                           n, mb, nb, kb0 == 0 ? beta : 1.0f, c, ldc, transposed_c);
     }
     _tile_release();
   });
+}
+
+}  // namespace
+
+void amx_gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
+              int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  // A^T B (the weight gradients dG^T x): both operands lie k-major, and the tile unit's A operand must
+  // be turned as it is packed. Turn the smaller one: C^T = B^T A, with B as the tiles' A.
+  if (transpose_a == Transpose::yes && transpose_b == Transpose::no && n < m)
+    return amx_gemm_core(Transpose::yes, Transpose::no, n, m, k, b, ldb, a, lda, beta, c, ldc, true);
+  amx_gemm_core(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, beta, c, ldc, false);
 }
 
 void amx_pack_weights(const float* w, int64_t ldw, bool transposed_layout, int64_t blocks, int64_t block_cols,
