@@ -280,8 +280,9 @@ bool amx_enabled() {
 namespace {
 
 // C = op(A) op(B) + beta C as amx_gemm says; transposed_c: C^T instead, its element (i, j) at c[j * ldc + i].
-void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
-                   int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, bool transposed_c) {
+void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k,
+                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                   int64_t ldc, bool transposed_c) {
   const int64_t m_blocks = (m + kBlock - 1) / kBlock, n_blocks = (n + kBlock - 1) / kBlock;
   const int64_t k_steps = (k + kBlock - 1) / kBlock;
   const int64_t block_tiles = k_steps * kTileHalves * kTileElements;  // bfloat16s per row or column block
