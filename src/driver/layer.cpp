@@ -66,8 +66,7 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
     scratch.w_h.pack_transposed(args.weights->w_h.data(), H, cell.spec().gate_count(), H, H,
                                 step_rows(layout));
 
-  scratch.buffer.resize(static_cast<size_t>(T * B * width + B * cell.scratch_width()));
-  float* gates = scratch.buffer.data();
+  float* gates = scratch_of_size(scratch.buffer, size_t(T * B * width + B * cell.scratch_width()));
   float* step_scratch = gates + T * B * width;
   // gates = x W_x^T over all T*B rows at once; the cells add b_x with b_h in their element-wise passes
   // (copying b_x into every row first cost a write and a read of the whole buffer: 26 MB for an LSTM
@@ -147,8 +146,8 @@ void layer_backward(const LayerBackward& args, LayerScratch& scratch) {
   const int64_t gate_floats = T * B * width;
   // Every live row's gate gradients are written by its step; only the rows past a sequence's end are
   // zeroed (they enter the weight-gradient GEMMs below), not the whole buffer.
-  scratch.buffer.resize(static_cast<size_t>(gate_floats * (distinct ? 2 : 1) + B * cell.scratch_width()));
-  float* dgates_x = scratch.buffer.data();
+  float* dgates_x =
+      scratch_of_size(scratch.buffer, size_t(gate_floats * (distinct ? 2 : 1) + B * cell.scratch_width()));
   // The packed kernel is the faster dg W_h at every batch size (BLAS is weakest at the smallest).
   const bool pack = kernels::PackedWeights::available();
   if (pack) scratch.w_h.pack(args.weights->w_h.data(), H, width, H, step_rows(layout));

@@ -287,10 +287,8 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, int64_t m, int6
   const int64_t k_steps = (k + kBlock - 1) / kBlock;
   const int64_t block_tiles = k_steps * kTileHalves * kTileElements;  // bfloat16s per row or column block
   thread_local PackedOperands packed;
-  packed.a.resize(size_t(m_blocks * block_tiles));
-  packed.b.resize(size_t(n_blocks * block_tiles));
-  uint16_t* a_tiles = packed.a.data();
-  uint16_t* b_tiles = packed.b.data();
+  uint16_t* a_tiles = scratch_of_size(packed.a, size_t(m_blocks * block_tiles));
+  uint16_t* b_tiles = scratch_of_size(packed.b, size_t(n_blocks * block_tiles));
   ThreadPool& pool = ThreadPool::instance();
   // Packing, shared by blocks; then the products, shared by row blocks (by column blocks when there
   // are too few rows), each block of C by one thread.
@@ -349,8 +347,7 @@ void amx_pack_weights(const float* w, int64_t ldw, bool transposed_layout, int64
   out.groups = (block_cols + kBlock - 1) / kBlock;
   out.k_steps = (depth + kBlock - 1) / kBlock;
   const int64_t group_tiles = out.k_steps * kTileHalves * kTileElements;
-  out.tiles.resize(size_t(blocks * out.groups * group_tiles));
-  uint16_t* tiles = out.tiles.data();
+  uint16_t* tiles = scratch_of_size(out.tiles, size_t(blocks * out.groups * group_tiles));
   ThreadPool::instance().run([&](int index, int count) {
     const int64_t total = blocks * out.groups;
     for (int64_t q = total * index / count; q < total * (index + 1) / count; ++q) {
@@ -376,7 +373,7 @@ void amx_multiply_weights(const AmxWeights& w, int64_t m, const float* a, int64_
   const int64_t a_block_tiles = k_steps * kTileHalves * kTileElements;
   // A's rows split on this thread (each thread of a step splits the rows it needs).
   thread_local AlignedVector<uint16_t> a_tiles;
-  a_tiles.resize(size_t(m_blocks * a_block_tiles));
+  scratch_of_size(a_tiles, size_t(m_blocks * a_block_tiles));
   const FlushDenormals flush;
   for (int64_t mb = 0; mb < m_blocks; ++mb)
     for (int64_t kb = 0; kb < k_steps; ++kb)

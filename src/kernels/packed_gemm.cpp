@@ -26,7 +26,7 @@ void PackedWeights::pack_transposed(const float* w, int64_t ldw, int64_t blocks,
   block_cols_ = block_cols;
   panels_per_block_ = (block_cols + nr - 1) / nr;
   const auto [panels, tiles] = packings(rows);
-  amx_.tiles.clear();
+  has_tiles_ = tiles;
   if (tiles) amx_pack_weights(w, ldw, true, blocks, block_cols, depth, amx_);
   data_.clear();
   if (!panels) return;
@@ -51,7 +51,7 @@ void PackedWeights::pack(const float* w, int64_t ldw, int64_t depth, int64_t col
   block_cols_ = cols;
   panels_per_block_ = (cols + nr - 1) / nr;
   const auto [panels, tiles] = packings(rows);
-  amx_.tiles.clear();
+  has_tiles_ = tiles;
   if (tiles) amx_pack_weights(w, ldw, false, 1, cols, depth, amx_);
   data_.clear();
   if (!panels) return;

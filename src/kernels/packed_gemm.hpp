@@ -42,7 +42,7 @@ class PackedWeights {
   // B[k][n] = w[k * ldw + n]: w is [depth, cols], one block, as W_h in the backward product dg W_h.
   void pack(const float* w, int64_t ldw, int64_t depth, int64_t cols, Rows rows = {});
 
-  bool empty() const { return data_.empty() && amx_.tiles.empty(); }
+  bool empty() const { return data_.empty() && !has_tiles_; }
   int64_t depth() const { return depth_; }
   int64_t blocks() const { return blocks_; }
   int64_t block_cols() const { return block_cols_; }
@@ -71,15 +71,17 @@ class PackedWeights {
                          int64_t panel_end, int64_t k_begin, int64_t k_end, float beta, float* c,
                          int64_t ldc) const;
   // Whether a product of m rows runs on the tile unit.
-  bool on_tiles(int64_t m) const { return !amx_.tiles.empty() && (m >= kTileRows || data_.empty()); }
+  bool on_tiles(int64_t m) const { return has_tiles_ && (m >= kTileRows || data_.empty()); }
   // Which packings to make (float32 panels, tiles) for products of these row counts.
   std::pair<bool, bool> packings(Rows rows) const;
 
   int64_t panel_width_ = 0, depth_ = 0, blocks_ = 0, block_cols_ = 0, panels_per_block_ = 0;
   AlignedVector<float> data_;  // every panel starts on a cache line (its size is a multiple of 64 bytes)
   // Where the processor has AMX (kernels/amx_gemm.hpp): the same weights as tiles of their three
-  // bfloat16 parts, in 32-column groups that are the panels above (32 wide with AVX-512).
+  // bfloat16 parts, in 32-column groups that are the panels above (32 wide with AVX-512). Its storage
+  // is kept from pass to pass (has_tiles_ says whether this packing made tiles).
   AmxWeights amx_;
+  bool has_tiles_ = false;
 };
 
 }  // namespace recur::kernels
