@@ -158,25 +158,32 @@ void gather(const float* x, int64_t ld, bool transposed, int64_t row0, int64_t r
     }
 }
 
+// One 64-byte line of a tile; `streamed`: straight to memory (operands larger than the caches, which
+// would otherwise be read in before being overwritten: packing a training step's dG took twice as long).
+inline void store_tile_line(uint16_t* line, __m512i value, bool streamed) {
+  if (streamed)
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(line), value);
+  else
+    _mm512_store_si512(line, value);
+}
+
 // A's tiles for row block `mb` and k step `kb`: 16 rows of 32 k per half, row by row.
 void pack_a(const float* a, int64_t lda, bool transposed, int64_t m, int64_t k, int64_t mb, int64_t kb,
-            uint16_t* tiles, int64_t k_skipped = 0) {
+            uint16_t* tiles, int64_t k_skipped = 0, bool streamed = false) {
   alignas(64) float block[kBlock][kBlock];  // [row][k]
   gather(a, lda, transposed, mb * kBlock, m, kb * kBlock, k, block, k_skipped);
   for (int64_t r = 0; r < kBlock; ++r) {
     const Parts low = split(_mm512_load_ps(block[r])), high = split(_mm512_load_ps(block[r] + 16));
-    for (int p = 0; p < 3; ++p) {
-      uint16_t* row = tiles + (p * 2 + r / 16) * kTileElements + (r % 16) * kBlock;
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(row), low.part[p]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + 16), high.part[p]);
-    }
+    for (int p = 0; p < 3; ++p)
+      store_tile_line(tiles + (p * 2 + r / 16) * kTileElements + (r % 16) * kBlock,
+                      _mm512_inserti64x4(_mm512_castsi256_si512(low.part[p]), high.part[p], 1), streamed);
   }
 }
 
 // B's tiles for column block `nb` and k step `kb`: row q of a half holds k = 2q, 2q + 1 of its 16
 // columns, interleaved.
 void pack_b(const float* b, int64_t ldb, bool transposed, int64_t n, int64_t k, int64_t nb, int64_t kb,
-            uint16_t* tiles) {
+            uint16_t* tiles, bool streamed = false) {
   alignas(64) float block[kBlock][kBlock];  // [k][column]
   // op(B)[k][col] = B[k * ldb + col], or B[col * ldb + k] transposed: gather's rows are k here.
   gather(b, ldb, transposed, kb * kBlock, k, nb * kBlock, n, block);
@@ -187,7 +194,7 @@ void pack_b(const float* b, int64_t ldb, bool transposed, int64_t n, int64_t k, 
       for (int p = 0; p < 3; ++p) {
         const __m512i pairs = _mm512_or_si512(_mm512_cvtepu16_epi32(even.part[p]),
                                               _mm512_slli_epi32(_mm512_cvtepu16_epi32(odd.part[p]), 16));
-        _mm512_storeu_si512(tiles + (p * 2 + half) * kTileElements + q * kBlock, pairs);
+        store_tile_line(tiles + (p * 2 + half) * kTileElements + q * kBlock, pairs, streamed);
       }
     }
 }
@@ -335,29 +342,40 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, int64_t m, int6
   uint16_t* a_tiles = scratch_of_size(packed.a, size_t(m_blocks * block_tiles));
   uint16_t* b_tiles = scratch_of_size(packed.b, size_t(n_blocks * block_tiles));
   ThreadPool& pool = ThreadPool::instance();
-  // Packing, shared by blocks; then the products, shared by row blocks (by column blocks when there
-  // are too few rows), each block of C by one thread.
+  // Packing, shared among the threads along the operand's own rows, so that each reads whole rows in
+  // order (a transposed A, and B not transposed, lie k-major: k steps outer; the others blocks outer;
+  // a 26 MB dG packed column strip by column strip took 1.7x as long). Operands larger than the caches
+  // are written past them.
+  const bool a_k_major = transpose_a == Transpose::yes, b_k_major = transpose_b == Transpose::no;
+  const bool stream_a = m_blocks * block_tiles * 2 >= kStreamedOutputBytes;
+  const bool stream_b = n_blocks * block_tiles * 2 >= kStreamedOutputBytes;
   pool.run([&](int index, int count) {
     const FlushDenormals flush;
-    for (int64_t q = m_blocks * index / count; q < m_blocks * (index + 1) / count; ++q)
-      for (int64_t kb = 0; kb < k_steps; ++kb)
-        pack_a(a, lda, transpose_a == Transpose::yes, m, k, q, kb,
-               a_tiles + q * block_tiles + kb * kTileHalves * kTileElements);
-    for (int64_t q = n_blocks * index / count; q < n_blocks * (index + 1) / count; ++q)
-      for (int64_t kb = 0; kb < k_steps; ++kb)
-        pack_b(b, ldb, transpose_b == Transpose::yes, n, k, q, kb,
-               b_tiles + q * block_tiles + kb * kTileHalves * kTileElements);
+    const auto pack_all = [&](int64_t blocks, bool k_major, auto&& pack_one) {
+      const int64_t outer = k_major ? k_steps : blocks, inner = k_major ? blocks : k_steps;
+      for (int64_t i = outer * index / count; i < outer * (index + 1) / count; ++i)
+        for (int64_t j = 0; j < inner; ++j) k_major ? pack_one(j, i) : pack_one(i, j);
+    };
+    pack_all(m_blocks, a_k_major, [&](int64_t q, int64_t kb) {
+      pack_a(a, lda, a_k_major, m, k, q, kb, a_tiles + q * block_tiles + kb * kTileHalves * kTileElements, 0,
+             stream_a);
+    });
+    pack_all(n_blocks, b_k_major, [&](int64_t q, int64_t kb) {
+      pack_b(b, ldb, !b_k_major, n, k, q, kb, b_tiles + q * block_tiles + kb * kTileHalves * kTileElements,
+             stream_b);
+    });
+    if (stream_a || stream_b) _mm_sfence();
   });
   const bool by_rows = m_blocks >= 2 * int64_t(pool.size()) || m_blocks >= n_blocks;
   // A C larger than the two L2 caches, written once (one pass over k, beta = 0), is not read back by
   // this product: its lines go straight to memory instead of being read in first (a training step's
   // 26 MB of gates x W_x^T: 10% faster). Rows must start on cache lines.
   const bool one_pass = k_steps <= kChunkSteps;
-  const BlockOutput output =
-      one_pass && beta == 0.0f && !transposed_c && m * n * int64_t(sizeof(float)) >= kStreamedOutputBytes &&
-              ldc % 16 == 0 && reinterpret_cast<uintptr_t>(c) % 64 == 0
-          ? BlockOutput::streamed
-          : BlockOutput::cached;
+  const BlockOutput output = one_pass && beta == 0.0f && !transposed_c &&
+                                     m * n * int64_t(sizeof(float)) >= kStreamedOutputBytes &&
+                                     ldc % 16 == 0 && reinterpret_cast<uintptr_t>(c) % 64 == 0
+                                 ? BlockOutput::streamed
+                                 : BlockOutput::cached;
   pool.run([&](int index, int count) {
     const int64_t shared = by_rows ? m_blocks : n_blocks;
     const int64_t begin = shared * index / count, end = shared * (index + 1) / count;
