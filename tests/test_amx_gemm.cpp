@@ -117,6 +117,33 @@ TEST(AmxGemm, SameBitsAtOneAndTwoThreadsAndThroughKernelsGemm) {
   recur::set_num_threads(1);
 }
 
+TEST(AmxGemm, PairedWeightGradientsAreTheTwoProductsAndAsAccurate) {
+  if (!recur::kernels::amx_enabled()) GTEST_SKIP() << "no AMX here";
+  recur::set_num_threads(2);
+  // C_p = A^T B_p with one A (dG) for both: A [k, m], B_1 [k, 40], B_2 [k, 70]. Widths that are not whole
+  // 32-column blocks, so that the second part's first block starts after the first's padding.
+  for (float beta : {0.0f, 1.0f}) {
+    const Problem p1(150, 40, 300, Transpose::yes, Transpose::no, 21);
+    Problem p2(150, 70, 300, Transpose::yes, Transpose::no, 22);
+    p2.a = p1.a;
+    p2.lda = p1.lda;
+    std::vector<float> c1 = p1.c, c2 = p2.c;
+    recur::kernels::amx_gemm_tn_pair(p1.m, p1.k, p1.a.data(), p1.lda, p1.n, p1.b.data(), p1.ldb, c1.data(),
+                                     p1.ldc, p2.n, p2.b.data(), p2.ldb, c2.data(), p2.ldc, beta);
+    for (const auto& [p, c] : {std::pair<const Problem*, std::vector<float>*>{&p1, &c1}, {&p2, &c2}}) {
+      bool amx_padding = true, blas_padding = true;
+      const double amx = p->worst_error(*c, beta, &amx_padding);
+      const double blas = p->worst_error(p->blas(beta), beta, &blas_padding);
+      EXPECT_LE(amx, std::max(2.0 * blas, 1e-6))
+          << "n=" << p->n << " beta=" << beta << " (OpenBLAS " << blas << ")";
+      EXPECT_TRUE(amx_padding) << "n=" << p->n;
+      // The same sums as the product alone (turned too, since n < m).
+      EXPECT_EQ(*c, p->amx(beta)) << "n=" << p->n << " beta=" << beta;
+    }
+  }
+  recur::set_num_threads(1);
+}
+
 TEST(AmxGemm, InfinitiesAndNansReachTheirRowsOnly) {
   if (!recur::kernels::amx_enabled()) GTEST_SKIP() << "no AMX here";
   Problem p(40, 36, 70, Transpose::no, Transpose::no, 11);

@@ -9,10 +9,15 @@
 
 namespace recur::cells {
 
-void Cell::accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h,
-                                                const float* h_prev, const float*, float* dw_h) const {
-  const int64_t width = gate_width();
-  kernels::gemm_tn(width, hidden_, total_rows, dgates_h, width, h_prev, hidden_, 1.0f, dw_h, hidden_);
+void Cell::accumulate_weight_gradients(int64_t total_rows, const float* dgates_x, const float* x,
+                                       int64_t input_size, const float* dgates_h, const float* h_prev,
+                                       const float*, float* dw_x, float* dw_h) const {
+  const int64_t width = gate_width(), I = input_size, H = hidden_;
+  if (dgates_x == dgates_h)
+    return kernels::gemm_tn_pair(width, total_rows, dgates_x, width, I, x, I, dw_x, I, H, h_prev, H, dw_h, H,
+                                 1.0f);
+  kernels::gemm_tn(width, I, total_rows, dgates_x, width, x, I, 1.0f, dw_x, I);
+  kernels::gemm_tn(width, H, total_rows, dgates_h, width, h_prev, H, 1.0f, dw_h, H);
 }
 
 void Cell::recurrent_product(const StepForward& step, const float* a, int64_t lda, int64_t block_begin,

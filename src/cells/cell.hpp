@@ -76,11 +76,13 @@ class Cell {
   virtual void forward_step(const StepForward& step) const = 0;
   virtual void backward_step(const StepBackward& step) const = 0;
 
-  // dW_h += dgates_h^T h_prev over all `total_rows` rows of all steps (one GEMM). Cells whose recurrent
-  // product reads something other than h(t-1) (GRU, reset before: r * h) override it.
-  virtual void accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h,
-                                                    const float* h_prev, const float* saved,
-                                                    float* dw_h) const;
+  // dW_x += dgates_x^T x and dW_h += dgates_h^T h_prev over all `total_rows` rows of all steps (x is
+  // [total_rows, input_size]). One gradient for both products (dgates_x == dgates_h) is split and packed
+  // once for both (kernels::gemm_tn_pair). Cells whose recurrent product reads something other than
+  // h(t-1) (GRU, reset before: r * h) override it.
+  virtual void accumulate_weight_gradients(int64_t total_rows, const float* dgates_x, const float* x,
+                                           int64_t input_size, const float* dgates_h, const float* h_prev,
+                                           const float* saved, float* dw_x, float* dw_h) const;
 
   int64_t hidden() const { return hidden_; }
   int64_t gate_width() const { return spec_.gate_count() * hidden_; }

@@ -71,11 +71,14 @@ class GruCell final : public Cell {
     backward_rows(step, true);
   }
 
-  void accumulate_recurrent_weight_gradient(int64_t total_rows, const float* dgates_h, const float* h_prev,
-                                            const float* saved, float* dw_h) const override {
+  void accumulate_weight_gradients(int64_t total_rows, const float* dgates_x, const float* x,
+                                   int64_t input_size, const float* dgates_h, const float* h_prev,
+                                   const float* saved, float* dw_x, float* dw_h) const override {
     if (reset_after_)
-      return Cell::accumulate_recurrent_weight_gradient(total_rows, dgates_h, h_prev, saved, dw_h);
+      return Cell::accumulate_weight_gradients(total_rows, dgates_x, x, input_size, dgates_h, h_prev, saved,
+                                               dw_x, dw_h);
     const int64_t H = hidden_;
+    kernels::gemm_tn(3 * H, input_size, total_rows, dgates_x, 3 * H, x, input_size, 1.0f, dw_x, input_size);
     // Rows r, z of W_h multiply h(t-1); rows n multiply r * h(t-1), saved at column 3H.
     kernels::gemm_tn(2 * H, H, total_rows, dgates_h, 3 * H, h_prev, H, 1.0f, dw_h, H);
     kernels::gemm_tn(H, H, total_rows, dgates_h + 2 * H, 3 * H, saved + 3 * H, 4 * H, 1.0f, dw_h + 2 * H * H,

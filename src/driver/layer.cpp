@@ -182,9 +182,8 @@ void layer_backward(const LayerBackward& args, LayerScratch& scratch) {
   // The weight gradients, once over all steps (rows of dead steps hold zero gradients).
   const int64_t rows = T * B, I = args.input_size;
   LayerParameters& grads = *args.grads;
-  kernels::gemm_tn(width, I, rows, dgates_x, width, args.x, I, 1.0f, grads.w_x.data(), I);
-  cell.accumulate_recurrent_weight_gradient(rows, dgates_h, args.tape->h_prev.data(), args.tape->saved.data(),
-                                            grads.w_h.data());
+  cell.accumulate_weight_gradients(rows, dgates_x, args.x, I, dgates_h, args.tape->h_prev.data(),
+                                   args.tape->saved.data(), grads.w_x.data(), grads.w_h.data());
   // Bias sums, each column in row order whatever the thread count (runs are bit-reproducible), the
   // columns shared among recur's threads in whole 64-byte lines.
   float* db_x = grads.b_x.data();

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "kernels/denormals.hpp"
 #include "kernels/thread_pool.hpp"
@@ -331,11 +332,29 @@ bool amx_enabled() {
 
 namespace {
 
-// C = op(A) op(B) + beta C as amx_gemm says; transposed_c: C^T instead, its element (i, j) at c[j * ldc + i].
-void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k,
-                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-                   int64_t ldc, bool transposed_c) {
-  const int64_t m_blocks = (m + kBlock - 1) / kBlock, n_blocks = (n + kBlock - 1) / kBlock;
+// The rows of op(A) (the tiles' A) in up to two stacked parts, each with its own C: the paired weight
+// gradients share one packed dG (amx_gemm_tn_pair). Each part starts on a whole block.
+struct RowPart {
+  const float* a;
+  int64_t lda, m;
+  float* c;
+  int64_t ldc;
+};
+
+// C_p = op(A_p) op(B) + beta C_p for every part p, as amx_gemm says; transposed_c: C_p^T instead, its
+// element (i, j) at c[j * ldc + i].
+void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vector<RowPart>& parts, int64_t n,
+                   int64_t k, const float* b, int64_t ldb, float beta, bool transposed_c) {
+  // Part p's row blocks are [first_block[p], first_block[p + 1]) of the packed A.
+  std::vector<int64_t> first_block{0};
+  for (const RowPart& part : parts)
+    first_block.push_back(first_block.back() + (part.m + kBlock - 1) / kBlock);
+  const auto part_of = [&](int64_t block) {
+    size_t p = 0;
+    while (block >= first_block[p + 1]) ++p;
+    return p;
+  };
+  const int64_t m_blocks = first_block.back(), n_blocks = (n + kBlock - 1) / kBlock;
   const int64_t k_steps = (k + kBlock - 1) / kBlock;
   const int64_t block_tiles = k_steps * kTileHalves * kTileElements;  // bfloat16s per row or column block
   thread_local PackedOperands packed;
@@ -357,8 +376,9 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, int64_t m, int6
         for (int64_t j = 0; j < inner; ++j) k_major ? pack_one(j, i) : pack_one(i, j);
     };
     pack_all(m_blocks, a_k_major, [&](int64_t q, int64_t kb) {
-      pack_a(a, lda, a_k_major, m, k, q, kb, a_tiles + q * block_tiles + kb * kTileHalves * kTileElements, 0,
-             stream_a);
+      const RowPart& part = parts[part_of(q)];
+      pack_a(part.a, part.lda, a_k_major, part.m, k, q - first_block[part_of(q)], kb,
+             a_tiles + q * block_tiles + kb * kTileHalves * kTileElements, 0, stream_a);
     });
     pack_all(n_blocks, b_k_major, [&](int64_t q, int64_t kb) {
       pack_b(b, ldb, !b_k_major, n, k, q, kb, b_tiles + q * block_tiles + kb * kTileHalves * kTileElements,
@@ -370,12 +390,12 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, int64_t m, int6
   // A C larger than the two L2 caches, written once (one pass over k, beta = 0), is not read back by
   // this product: its lines go straight to memory instead of being read in first (a training step's
   // 26 MB of gates x W_x^T: 10% faster). Rows must start on cache lines.
-  const bool one_pass = k_steps <= kChunkSteps;
-  const BlockOutput output = one_pass && beta == 0.0f && !transposed_c &&
-                                     m * n * int64_t(sizeof(float)) >= kStreamedOutputBytes &&
-                                     ldc % 16 == 0 && reinterpret_cast<uintptr_t>(c) % 64 == 0
-                                 ? BlockOutput::streamed
-                                 : BlockOutput::cached;
+  const auto output_of = [&](const RowPart& part) {
+    const bool streamed = k_steps <= kChunkSteps && beta == 0.0f && !transposed_c &&
+                          part.m * n * int64_t(sizeof(float)) >= kStreamedOutputBytes && part.ldc % 16 == 0 &&
+                          reinterpret_cast<uintptr_t>(part.c) % 64 == 0;
+    return streamed ? BlockOutput::streamed : BlockOutput::cached;
+  };
   pool.run([&](int index, int count) {
     const int64_t shared = by_rows ? m_blocks : n_blocks;
     const int64_t begin = shared * index / count, end = shared * (index + 1) / count;
@@ -384,6 +404,7 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, int64_t m, int6
     const int64_t nb0 = by_rows ? 0 : begin, nb1 = by_rows ? n_blocks : end;
     configure_tiles();
     memory_barrier();
+    bool streamed = false;
     // k in chunks of at most kChunkSteps (C's blocks summed in memory across them); per chunk, row blocks
     // whose A tiles fit in about 768 KB of L2 (256 rows at k = 512) per pass over B's panels.
     for (int64_t kb0 = 0; kb0 < k_steps; kb0 += kChunkSteps) {
@@ -392,11 +413,17 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, int64_t m, int6
       const int64_t chunk = std::max<int64_t>(1, kTilesInL2 / (steps * kTileHalves));
       for (int64_t row_chunk = mb0; row_chunk < mb1; row_chunk += chunk)
         for (int64_t nb = nb0; nb < nb1; ++nb)
-          for (int64_t mb = row_chunk; mb < std::min(mb1, row_chunk + chunk); ++mb)
-            multiply_block(a_tiles + mb * block_tiles + offset, b_tiles + nb * block_tiles + offset, steps, m,
-                           n, mb, nb, kb0 == 0 ? beta : 1.0f, c, ldc, transposed_c, output);
+          for (int64_t mb = row_chunk; mb < std::min(mb1, row_chunk + chunk); ++mb) {
+            const size_t p = part_of(mb);
+            const RowPart& part = parts[p];
+            const BlockOutput output = output_of(part);
+            streamed = streamed || output == BlockOutput::streamed;
+            multiply_block(a_tiles + mb * block_tiles + offset, b_tiles + nb * block_tiles + offset, steps,
+                           part.m, n, mb - first_block[p], nb, kb0 == 0 ? beta : 1.0f, part.c, part.ldc,
+                           transposed_c, output);
+          }
     }
-    if (output == BlockOutput::streamed) _mm_sfence();  // the streamed lines, before the pool's barrier
+    if (streamed) _mm_sfence();  // the streamed lines, before the pool's barrier
     _tile_release();
   });
 }
@@ -408,8 +435,17 @@ void amx_gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n
   // A^T B (the weight gradients dG^T x): both operands lie k-major, and the tile unit's A operand must
   // be turned as it is packed. Turn the smaller one: C^T = B^T A, with B as the tiles' A.
   if (transpose_a == Transpose::yes && transpose_b == Transpose::no && n < m)
-    return amx_gemm_core(Transpose::yes, Transpose::no, n, m, k, b, ldb, a, lda, beta, c, ldc, true);
-  amx_gemm_core(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, beta, c, ldc, false);
+    return amx_gemm_core(Transpose::yes, Transpose::no, {{b, ldb, n, c, ldc}}, m, k, a, lda, beta, true);
+  amx_gemm_core(transpose_a, transpose_b, {{a, lda, m, c, ldc}}, n, k, b, ldb, beta, false);
+}
+
+void amx_gemm_tn_pair(int64_t m, int64_t k, const float* a, int64_t lda, int64_t n1, const float* b1,
+                      int64_t ldb1, float* c1, int64_t ldc1, int64_t n2, const float* b2, int64_t ldb2,
+                      float* c2, int64_t ldc2, float beta) {
+  // C_p^T = B_p^T A, turned as amx_gemm turns one product: B_1 and B_2 stacked as the tiles' A, A packed
+  // once as their B.
+  amx_gemm_core(Transpose::yes, Transpose::no, {{b1, ldb1, n1, c1, ldc1}, {b2, ldb2, n2, c2, ldc2}}, m, k, a,
+                lda, beta, true);
 }
 
 void amx_pack_weights(const float* w, int64_t ldw, bool transposed_layout, int64_t blocks, int64_t block_cols,
@@ -479,6 +515,11 @@ bool amx_enabled() { return false; }
 
 void amx_gemm(Transpose, Transpose, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,
               float, float*, int64_t) {
+  std::abort();
+}
+
+void amx_gemm_tn_pair(int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*,
+                      int64_t, int64_t, const float*, int64_t, float*, int64_t, float) {
   std::abort();
 }
 

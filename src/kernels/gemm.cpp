@@ -64,6 +64,18 @@ void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, in
   });
 }
 
+void gemm_tn_pair(int64_t m, int64_t k, const float* a, int64_t lda, int64_t n1, const float* b1,
+                  int64_t ldb1, float* c1, int64_t ldc1, int64_t n2, const float* b2, int64_t ldb2, float* c2,
+                  int64_t ldc2, float beta) {
+  // On tiles as one product of n1 + n2 columns (dG is packed once), when each part has a block's width.
+  if (std::min(n1, n2) >= kAmxMinSide && on_tiles(m, n1 + n2, k, 1.0f, beta)) {
+    const FlushDenormals flush;
+    return amx_gemm_tn_pair(m, k, a, lda, n1, b1, ldb1, c1, ldc1, n2, b2, ldb2, c2, ldc2, beta);
+  }
+  gemm_tn(m, n1, k, a, lda, b1, ldb1, beta, c1, ldc1);
+  gemm_tn(m, n2, k, a, lda, b2, ldb2, beta, c2, ldc2);
+}
+
 void recurrent_gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* w,
                        int64_t ldw, float beta, float* c, int64_t ldc) {
   if (m > kSmallGemmMaxRows) return gemm_nt(m, n, k, a, lda, w, ldw, beta, c, ldc);

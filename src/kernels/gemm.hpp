@@ -26,6 +26,12 @@ inline void gemm_tn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda
                     float beta, float* c, int64_t ldc) {
   gemm(Transpose::yes, Transpose::no, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
+// C_1[m, n1] (+)= A[k, m]^T B_1[k, n1] and C_2[m, n2] (+)= A[k, m]^T B_2[k, n2], beta 0 or 1: the weight
+// gradients of a cell's two products, dG^T x and dG^T h(t-1), from one gradient dG. On the tile unit dG is
+// split and packed once for both; elsewhere, two gemm_tn.
+void gemm_tn_pair(int64_t m, int64_t k, const float* a, int64_t lda, int64_t n1, const float* b1,
+                  int64_t ldb1, float* c1, int64_t ldc1, int64_t n2, const float* b2, int64_t ldb2, float* c2,
+                  int64_t ldc2, float beta);
 
 // The recurrent product of a time step, C[m, n] = A[m, k] W[n, k]^T + beta C (beta 0 or 1). Batches of
 // at most 4 rows run on recur's own threads (kernels/thread_pool.hpp), each streaming its own rows of W:
