@@ -36,7 +36,7 @@ constexpr int64_t kBlock = 32;             // C blocks, and k steps
 constexpr int64_t kTileHalves = 3 * 2;     // parts x halves: the tiles of one block per k step
 constexpr int64_t kTileElements = 512;     // bfloat16s in a 1 KB tile
 constexpr int64_t kTilesInL2 = 768;        // A's tiles (KB) swept per pass over B's panels
-constexpr int64_t kChunkSteps = 16;        // k steps per pass (512 of k): 8, 32 and all measured slower
+constexpr int64_t kChunkSteps = 32;        // k steps per pass (1024 of k): 16, 24 and 64 measured slower
 constexpr int64_t kStreamedOutputBytes = int64_t(8) << 20;  // C at least this large bypasses the caches
 
 // LDTILECFG's operand: palette 1, the eight tiles 16 rows of 64 bytes.
