@@ -18,11 +18,12 @@ namespace recur::cells {
 
 struct StepForward {
   int64_t rows = 0;
-  float* gates = nullptr;    // [rows, G*H] in: x W_x^T of this step (no bias); the cell may overwrite it
-  float* h = nullptr;        // [rows, H] in h(t-1), out h(t)
-  float* c = nullptr;        // [rows, H] in c(t-1), out c(t); lstm family only
-  float* saved = nullptr;    // [rows, saved_width()] written for backward; nullptr in inference
-  float* scratch = nullptr;  // [rows, scratch_width()]
+  float* gates = nullptr;       // [rows, G*H] in: x W_x^T of this step (no bias); the cell may overwrite it
+  float* h = nullptr;           // [rows, H] in h(t-1), out h(t)
+  float* c = nullptr;           // [rows, H] in c(t-1), out c(t); lstm family only
+  float* saved = nullptr;       // [rows, saved_width()] written for backward; nullptr in inference
+  bool saved_streamed = false;  // the whole tape outgrows the caches: saved may bypass them (post_gemm.hpp)
+  float* scratch = nullptr;     // [rows, scratch_width()]
   // W_h packed for h W_h^T (PackedWeights::pack_transposed, gate blocks of H), or nullptr.
   const kernels::PackedWeights* w_h = nullptr;
   // [rows, H] a copy of h(t-1) that stays put while h is overwritten (the tape's), or nullptr.

@@ -141,6 +141,7 @@ class GruCell final : public Cell {
     out.ld_ah = ld;
     out.h = step.h;
     out.saved = step.saved;
+    out.saved_streamed = step.saved_streamed;
     out.unit_begin = unit_begin;
     out.unit_end = unit_end;
     out.copies = step.copies;

@@ -92,6 +92,7 @@ class LstmCell final : public Cell {
     rows.h = step.h;
     rows.saved = step.saved;
     rows.saved_ld = saved_width();
+    rows.saved_streamed = step.saved_streamed;
     rows.unit_begin = unit_begin;
     rows.unit_end = unit_end;
     rows.copies = step.copies;

@@ -74,6 +74,7 @@ class RnnCell final : public Cell {
     rows.gates = step.gates;
     rows.h = step.h;
     rows.saved = step.saved;
+    rows.saved_streamed = step.saved_streamed;
     rows.unit_begin = unit_begin;
     rows.unit_end = unit_end;
     rows.copies = step.copies;

@@ -46,6 +46,9 @@ kernels::PackedWeights::Rows step_rows(const SequenceLayout& layout) {
   return rows;
 }
 
+// A tape at least this large (the two cores' L2 caches twice over) is written past the caches.
+constexpr int64_t kStreamedTapeBytes = int64_t(8) << 20;
+
 // Time index of the k-th step processed in the given direction.
 int64_t step_time(int64_t k, int64_t steps, bool reverse) { return reverse ? steps - 1 - k : k; }
 
@@ -93,6 +96,10 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
                 args.tape->saved.begin() + (t + 1) * B * saved_width, 0.0f);
     }
   }
+  // A tape larger than the caches is written past them (kernels/post_gemm.hpp): backward reads it only
+  // after every step.
+  const bool streamed_tape =
+      args.tape != nullptr && T * B * saved_width * int64_t(sizeof(float)) >= kStreamedTapeBytes;
   // The step's pass writes h(t) into y and into the tape's h(t-1) of the next step as it computes it, so
   // that neither is a serial copy between steps. The tape's rows that no earlier pass wrote (the first
   // step's, and backward's sequences starting late) are copied from the state.
@@ -125,6 +132,7 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
                     h_prev + tape_rows_written * H);
       step.h_prev = h_prev;
       step.saved = args.tape->saved.data() + t * B * saved_width;
+      step.saved_streamed = streamed_tape;
       if (k + 1 < T) {
         const int64_t next_t = step_time(k + 1, T, args.reverse);
         step.copies.next = args.tape->h_prev.data() + next_t * B * H;

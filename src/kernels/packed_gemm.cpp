@@ -96,12 +96,8 @@ PackedGemmPanels PackedWeights::task(int64_t m, const float* a, int64_t lda, int
 void PackedWeights::multiply_units(int64_t m, const float* a, int64_t lda, int64_t panel_begin,
                                    int64_t panel_end, float beta, float* c, int64_t ldc) const {
   if (m == 0 || panel_end <= panel_begin) return;
-  if (on_tiles(m)) {
-    for (int64_t block = 0; block < blocks_; ++block)
-      amx_multiply_weights(amx_, m, a, lda, block, block + 1, panel_begin, panel_end, 0, depth_, beta,
-                           c + block * block_cols_, ldc);
-    return;
-  }
+  if (on_tiles(m))  // all blocks in one call: A is split into its tiles once, not once per block
+    return amx_multiply_weights(amx_, m, a, lda, 0, blocks_, panel_begin, panel_end, 0, depth_, beta, c, ldc);
   const FlushDenormals flush;
   PackedGemmPanels share = task(m, a, lda, 0, depth_, beta, c, ldc);
   const auto& kernel = post_gemm().packed_gemm;

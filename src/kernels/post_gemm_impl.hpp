@@ -5,6 +5,10 @@
 #include "kernels/post_gemm.hpp"
 #include "kernels/simd.hpp"
 
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
+
 namespace recur::kernels::RECUR_POST_GEMM_NAMESPACE {
 
 using simd::Scalar;
@@ -31,6 +35,30 @@ inline W load_dh(const float* dh_row, const float* dy_row, int64_t j) {
   return dy_row != nullptr ? W::load(dh_row + j) + W::load(dy_row + j) : W::load(dh_row + j);
 }
 
+// Whether a forward pass streams its saved values (post_gemm.hpp): asked, and every vector store of them on
+// 64 bytes (rows, the gate blocks and the thread's first unit).
+inline bool streams_saved(bool asked, const float* saved, int64_t saved_ld, int64_t H, int64_t unit_begin) {
+  return asked && saved != nullptr && reinterpret_cast<uintptr_t>(saved) % 64 == 0 && saved_ld % 16 == 0 &&
+         H % 16 == 0 && unit_begin % 16 == 0;
+}
+
+template <class W>
+inline void save(W value, float* p, bool streamed) {
+  if (streamed)
+    value.stream(p);
+  else
+    value.store(p);
+}
+
+// Streamed stores are ordered with the pool's hand-over only by a fence.
+inline void end_streamed_saves(bool streamed) {
+#if defined(__SSE__)
+  if (streamed) _mm_sfence();
+#else
+  (void)streamed;
+#endif
+}
+
 template <class V>
 void lstm_forward(const LstmForwardRows& a) {
   const int64_t H = a.hidden, width = (a.coupled ? 3 : 4) * H;
@@ -40,6 +68,7 @@ void lstm_forward(const LstmForwardRows& a) {
   const float *b = a.b_h, *bx = a.b_x;
   const float* p = a.peephole;
   const int64_t u0 = a.unit_begin, u1 = a.unit_end > 0 ? a.unit_end : H;
+  const bool streamed = streams_saved(a.saved_streamed, a.saved, a.saved_ld, H, u0);
   for (int64_t row = 0; row < a.rows; ++row) {
     const float* x = a.gates + row * width;
     float* c = a.c + row * H;
@@ -71,16 +100,17 @@ void lstm_forward(const LstmForwardRows& a) {
       c_new.store(c + j);
       store_hidden(o * tanh_c, h, j, a.copies, row, H);
       if (saved) {
-        i.store(saved + gi + j);
-        if (!a.coupled) f.store(saved + gf + j);
-        g.store(saved + gg + j);
-        o.store(saved + go + j);
-        c_prev.store(saved + width + j);
-        c_new.store(saved + width + H + j);
-        tanh_c.store(saved + width + 2 * H + j);
+        save(i, saved + gi + j, streamed);
+        if (!a.coupled) save(f, saved + gf + j, streamed);
+        save(g, saved + gg + j, streamed);
+        save(o, saved + go + j, streamed);
+        save(c_prev, saved + width + j, streamed);
+        save(c_new, saved + width + H + j, streamed);
+        save(tanh_c, saved + width + 2 * H + j, streamed);
       }
     });
   }
+  end_streamed_saves(streamed);
 }
 
 template <class V>
@@ -148,6 +178,7 @@ template <class V>
 void gru_output(const GruOutputRows& a) {
   const int64_t H = a.hidden;
   const int64_t u0 = a.unit_begin, u1 = a.unit_end > 0 ? a.unit_end : H;
+  const bool streamed = streams_saved(a.saved_streamed, a.saved, 4 * H, H, u0);
   for (int64_t row = 0; row < a.rows; ++row) {
     const float* x = a.gates + row * 3 * H;
     const float* ah_n = a.ah_n + row * a.ld_ah;
@@ -162,13 +193,14 @@ void gru_output(const GruOutputRows& a) {
       const W h_prev = W::load(h + j);
       store_hidden(fma(z, h_prev - n, n), h, j, a.copies, row, H);  // (1 - z) n + z h(t-1)
       if (saved) {
-        r.store(saved + j);
-        z.store(saved + H + j);
-        n.store(saved + 2 * H + j);
-        (a.reset_after ? ah : W::load(a.rh + row * a.ld_ah + j)).store(saved + 3 * H + j);
+        save(r, saved + j, streamed);
+        save(z, saved + H + j, streamed);
+        save(n, saved + 2 * H + j, streamed);
+        save(a.reset_after ? ah : W::load(a.rh + row * a.ld_ah + j), saved + 3 * H + j, streamed);
       }
     });
   }
+  end_streamed_saves(streamed);
 }
 
 template <class V>
@@ -221,6 +253,7 @@ template <class V>
 void rnn_forward(const RnnForwardRows& a) {
   const int64_t H = a.hidden;
   const int64_t u0 = a.unit_begin, u1 = a.unit_end > 0 ? a.unit_end : H;
+  const bool streamed = streams_saved(a.saved_streamed, a.saved, H, H, u0);
   for (int64_t row = 0; row < a.rows; ++row) {
     const float* x = a.gates + row * H;
     float* h = a.h + row * H;
@@ -229,9 +262,10 @@ void rnn_forward(const RnnForwardRows& a) {
       const W pre = W::load(x + j) + (a.b_x ? W::load(a.b_x + j) + W::load(a.b_h + j) : W::load(a.b_h + j));
       const W out = a.relu ? select_positive(pre, pre) : simd::tanh(pre);
       store_hidden(out, h, j, a.copies, row, H);
-      if (a.saved) out.store(a.saved + row * H + j);
+      if (a.saved) save(out, a.saved + row * H + j, streamed);
     });
   }
+  end_streamed_saves(streamed);
 }
 
 // Rows of W in blocks of WB (8 for 1-2 rows of A, 4 for 3-4, to stay within the registers), each

@@ -29,6 +29,7 @@ struct Scalar {
   static Scalar load(const float* p) { return {*p}; }
   static Scalar set(float x) { return {x}; }
   void store(float* p) const { *p = v; }
+  void stream(float* p) const { *p = v; }
   float sum() const { return v; }
   // out[i] = v[i].sum() for 8 vectors at once (the vector types share the shuffles among them).
   static void sum8(const Scalar v[8], float out[8]) {
@@ -66,6 +67,7 @@ struct Avx512 {
   static Avx512 load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static Avx512 set(float x) { return {_mm512_set1_ps(x)}; }
   void store(float* p) const { _mm512_storeu_ps(p, v); }
+  void stream(float* p) const { _mm512_stream_ps(p, v); }  // p on 64 bytes
   float sum() const { return _mm512_reduce_add_ps(v); }
   // Each 512-bit sum folded to 256 bits, then the AVX tree of horizontal adds: 17 instructions for 8
   // sums, against 8 separate reductions of about 8 dependent steps each.
@@ -120,6 +122,7 @@ struct Avx2 {
   static Avx2 load(const float* p) { return {_mm256_loadu_ps(p)}; }
   static Avx2 set(float x) { return {_mm256_set1_ps(x)}; }
   void store(float* p) const { _mm256_storeu_ps(p, v); }
+  void stream(float* p) const { _mm256_stream_ps(p, v); }  // p on 32 bytes
   float sum() const {
     const __m128 half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     const __m128 quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
