@@ -43,6 +43,10 @@ class PackedWeights {
   void pack(const float* w, int64_t ldw, int64_t depth, int64_t cols, Rows rows = {});
 
   bool empty() const { return data_.empty() && !has_tiles_; }
+  // The bytes of the weights' tiles a product of m rows reads, or 0 where it runs on float32 panels.
+  int64_t tile_bytes(int64_t m) const {
+    return on_tiles(m) ? blocks_ * amx_.groups * amx_.k_steps * int64_t(6 * 1024) : 0;  // 6 tiles of 1 KB
+  }
   int64_t depth() const { return depth_; }
   int64_t blocks() const { return blocks_; }
   int64_t block_cols() const { return block_cols_; }
