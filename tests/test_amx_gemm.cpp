@@ -117,30 +117,41 @@ TEST(AmxGemm, SameBitsAtOneAndTwoThreadsAndThroughKernelsGemm) {
   recur::set_num_threads(1);
 }
 
-TEST(AmxGemm, PairedWeightGradientsAreTheTwoProductsAndAsAccurate) {
+TEST(AmxGemm, WeightGradientsShareOnePackingAndSumTheColumns) {
   if (!recur::kernels::amx_enabled()) GTEST_SKIP() << "no AMX here";
-  recur::set_num_threads(2);
-  // C_p = A^T B_p with one A (dG) for both: A [k, m], B_1 [k, 40], B_2 [k, 70]. Widths that are not whole
-  // 32-column blocks, so that the second part's first block starts after the first's padding.
-  for (float beta : {0.0f, 1.0f}) {
-    const Problem p1(150, 40, 300, Transpose::yes, Transpose::no, 21);
-    Problem p2(150, 70, 300, Transpose::yes, Transpose::no, 22);
-    p2.a = p1.a;
-    p2.lda = p1.lda;
-    std::vector<float> c1 = p1.c, c2 = p2.c;
-    recur::kernels::amx_gemm_tn_pair(p1.m, p1.k, p1.a.data(), p1.lda, p1.n, p1.b.data(), p1.ldb, c1.data(),
-                                     p1.ldc, p2.n, p2.b.data(), p2.ldb, c2.data(), p2.ldc, beta);
+  // C_p += A^T B_p with one A (dG) for both, A [k, m], B_1 [k, 40], B_2 [k, 70], and A's column sums.
+  // Widths that are not whole 32-column blocks, so that the second part's first block starts after the
+  // first's padding; large enough (150 x 110 x 300) for kernels::weight_gradients to use the tiles.
+  const Problem p1(150, 40, 300, Transpose::yes, Transpose::no, 21);
+  Problem p2(150, 70, 300, Transpose::yes, Transpose::no, 22);
+  p2.a = p1.a;
+  p2.lda = p1.lda;
+  std::vector<float> results[2];
+  for (int threads : {1, 2}) {
+    recur::set_num_threads(threads);
+    std::vector<float> c1 = p1.c, c2 = p2.c, sums(size_t(p1.m), 0.5f);
+    const recur::kernels::WeightGradient products[] = {{p1.b.data(), p1.ldb, p1.n, c1.data(), p1.ldc},
+                                                       {p2.b.data(), p2.ldb, p2.n, c2.data(), p2.ldc}};
+    recur::kernels::weight_gradients(p1.m, p1.k, p1.a.data(), p1.lda, products, sums.data());
     for (const auto& [p, c] : {std::pair<const Problem*, std::vector<float>*>{&p1, &c1}, {&p2, &c2}}) {
       bool amx_padding = true, blas_padding = true;
-      const double amx = p->worst_error(*c, beta, &amx_padding);
-      const double blas = p->worst_error(p->blas(beta), beta, &blas_padding);
-      EXPECT_LE(amx, std::max(2.0 * blas, 1e-6))
-          << "n=" << p->n << " beta=" << beta << " (OpenBLAS " << blas << ")";
+      const double amx = p->worst_error(*c, 1.0f, &amx_padding);
+      const double blas = p->worst_error(p->blas(1.0f), 1.0f, &blas_padding);
+      EXPECT_LE(amx, std::max(2.0 * blas, 1e-6)) << "n=" << p->n << " (OpenBLAS " << blas << ")";
       EXPECT_TRUE(amx_padding) << "n=" << p->n;
       // The same sums as the product alone (turned too, since n < m).
-      EXPECT_EQ(*c, p->amx(beta)) << "n=" << p->n << " beta=" << beta;
+      EXPECT_EQ(*c, p->amx(1.0f)) << "n=" << p->n;
     }
+    for (int64_t j = 0; j < p1.m; ++j) {
+      double exact = 0.5;
+      for (int64_t q = 0; q < p1.k; ++q) exact += double(p1.op_a(j, q));
+      EXPECT_NEAR(sums[size_t(j)], exact, 1e-4) << "column " << j;
+    }
+    results[threads - 1] = c1;
+    results[threads - 1].insert(results[threads - 1].end(), c2.begin(), c2.end());
+    results[threads - 1].insert(results[threads - 1].end(), sums.begin(), sums.end());
   }
+  EXPECT_EQ(results[0], results[1]);
   recur::set_num_threads(1);
 }
 

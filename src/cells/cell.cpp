@@ -9,15 +9,29 @@
 
 namespace recur::cells {
 
+void Cell::add_to_both_biases(const std::vector<float>& sums, LayerParameters& grads) {
+  for (size_t j = 0; j < sums.size(); ++j) {
+    grads.b_x.data()[j] += sums[j];
+    grads.b_h.data()[j] += sums[j];
+  }
+}
+
 void Cell::accumulate_weight_gradients(int64_t total_rows, const float* dgates_x, const float* x,
                                        int64_t input_size, const float* dgates_h, const float* h_prev,
-                                       const float*, float* dw_x, float* dw_h) const {
+                                       const float*, LayerParameters& grads) const {
   const int64_t width = gate_width(), I = input_size, H = hidden_;
-  if (dgates_x == dgates_h)
-    return kernels::gemm_tn_pair(width, total_rows, dgates_x, width, I, x, I, dw_x, I, H, h_prev, H, dw_h, H,
-                                 1.0f);
-  kernels::gemm_tn(width, I, total_rows, dgates_x, width, x, I, 1.0f, dw_x, I);
-  kernels::gemm_tn(width, H, total_rows, dgates_h, width, h_prev, H, 1.0f, dw_h, H);
+  const kernels::WeightGradient input{x, I, I, grads.w_x.data(), I},
+      recurrent{h_prev, H, H, grads.w_h.data(), H};
+  if (dgates_x != dgates_h) {
+    kernels::weight_gradients(width, total_rows, dgates_x, width, {&input, 1}, grads.b_x.data());
+    kernels::weight_gradients(width, total_rows, dgates_h, width, {&recurrent, 1}, grads.b_h.data());
+    return;
+  }
+  // One gradient: one packing for both products, and one sum for both biases.
+  std::vector<float> sums(size_t(width), 0.0f);
+  const kernels::WeightGradient both[] = {input, recurrent};
+  kernels::weight_gradients(width, total_rows, dgates_x, width, both, sums.data());
+  add_to_both_biases(sums, grads);
 }
 
 void Cell::recurrent_product(const StepForward& step, const float* a, int64_t lda, int64_t block_begin,

@@ -77,19 +77,22 @@ class Cell {
   virtual void forward_step(const StepForward& step) const = 0;
   virtual void backward_step(const StepBackward& step) const = 0;
 
-  // dW_x += dgates_x^T x and dW_h += dgates_h^T h_prev over all `total_rows` rows of all steps (x is
-  // [total_rows, input_size]). One gradient for both products (dgates_x == dgates_h) is split and packed
-  // once for both (kernels::gemm_tn_pair). Cells whose recurrent product reads something other than
-  // h(t-1) (GRU, reset before: r * h) override it.
+  // The weight gradients over all `total_rows` rows of all steps (x is [total_rows, input_size]):
+  // dW_x += dgates_x^T x, dW_h += dgates_h^T h_prev, db_x += the column sums of dgates_x, db_h of dgates_h.
+  // One gradient for both products (dgates_x == dgates_h) is split and packed once for all of them
+  // (kernels::weight_gradients). Cells whose recurrent product reads something other than h(t-1) (GRU,
+  // reset before: r * h) override it.
   virtual void accumulate_weight_gradients(int64_t total_rows, const float* dgates_x, const float* x,
                                            int64_t input_size, const float* dgates_h, const float* h_prev,
-                                           const float* saved, float* dw_x, float* dw_h) const;
+                                           const float* saved, LayerParameters& grads) const;
 
   int64_t hidden() const { return hidden_; }
   int64_t gate_width() const { return spec_.gate_count() * hidden_; }
   const CellSpec& spec() const { return spec_; }
 
  protected:
+  // db_x += sums and db_h += sums: the biases of a cell whose two products share one gradient.
+  static void add_to_both_biases(const std::vector<float>& sums, LayerParameters& grads);
   // C = A W_h[gate blocks [block_begin, block_end)]^T + beta C (beta 0 or 1): the recurrent product of
   // step's rows, C [step.rows, (block_end - block_begin) H]. Through the packed weights when the driver
   // made them (step.w_h), else kernels::recurrent_gemm_nt.

@@ -73,13 +73,18 @@ class GruCell final : public Cell {
 
   void accumulate_weight_gradients(int64_t total_rows, const float* dgates_x, const float* x,
                                    int64_t input_size, const float* dgates_h, const float* h_prev,
-                                   const float* saved, float* dw_x, float* dw_h) const override {
+                                   const float* saved, LayerParameters& grads) const override {
     if (reset_after_)
       return Cell::accumulate_weight_gradients(total_rows, dgates_x, x, input_size, dgates_h, h_prev, saved,
-                                               dw_x, dw_h);
+                                               grads);
     const int64_t H = hidden_;
-    kernels::gemm_tn(3 * H, input_size, total_rows, dgates_x, 3 * H, x, input_size, 1.0f, dw_x, input_size);
+    // One gradient (dgates_h is dgates_x): b_x and b_h get the same sums.
+    std::vector<float> sums(size_t(3 * H), 0.0f);
+    const kernels::WeightGradient input{x, input_size, input_size, grads.w_x.data(), input_size};
+    kernels::weight_gradients(3 * H, total_rows, dgates_x, 3 * H, {&input, 1}, sums.data());
+    add_to_both_biases(sums, grads);
     // Rows r, z of W_h multiply h(t-1); rows n multiply r * h(t-1), saved at column 3H.
+    float* dw_h = grads.w_h.data();
     kernels::gemm_tn(2 * H, H, total_rows, dgates_h, 3 * H, h_prev, H, 1.0f, dw_h, H);
     kernels::gemm_tn(H, H, total_rows, dgates_h + 2 * H, 3 * H, saved + 3 * H, 4 * H, 1.0f, dw_h + 2 * H * H,
                      H);

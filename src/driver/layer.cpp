@@ -191,22 +191,7 @@ void layer_backward(const LayerBackward& args, LayerScratch& scratch) {
   const int64_t rows = T * B, I = args.input_size;
   LayerParameters& grads = *args.grads;
   cell.accumulate_weight_gradients(rows, dgates_x, args.x, I, dgates_h, args.tape->h_prev.data(),
-                                   args.tape->saved.data(), grads.w_x.data(), grads.w_h.data());
-  // Bias sums, each column in row order whatever the thread count (runs are bit-reproducible), the
-  // columns shared among recur's threads in whole 64-byte lines.
-  float* db_x = grads.b_x.data();
-  float* db_h = grads.b_h.data();
-  kernels::ThreadPool::instance().run([&](int index, int count) {
-    const auto [begin, end] = kernels::line_share(width, index, count);
-    for (int64_t row = 0; row < rows; ++row) {
-      const float* dgx = dgates_x + row * width;
-      const float* dgh = dgates_h + row * width;
-      for (int64_t j = begin; j < end; ++j) {
-        db_x[j] += dgx[j];
-        db_h[j] += dgh[j];
-      }
-    }
-  });
+                                   args.tape->saved.data(), grads);
   kernels::gemm_nn(rows, I, width, dgates_x, width, args.weights->w_x.data(), I,
                    args.accumulate_dx ? 1.0f : 0.0f, args.dx, I);
 }

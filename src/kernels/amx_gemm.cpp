@@ -183,11 +183,18 @@ void pack_a(const float* a, int64_t lda, bool transposed, int64_t m, int64_t k, 
 
 // B's tiles for column block `nb` and k step `kb`: row q of a half holds k = 2q, 2q + 1 of its 16
 // columns, interleaved.
+// column_sums, if not null: the block's 32 column sums over its 32 k, in order.
 void pack_b(const float* b, int64_t ldb, bool transposed, int64_t n, int64_t k, int64_t nb, int64_t kb,
-            uint16_t* tiles, bool streamed = false) {
+            uint16_t* tiles, bool streamed = false, float* column_sums = nullptr) {
   alignas(64) float block[kBlock][kBlock];  // [k][column]
   // op(B)[k][col] = B[k * ldb + col], or B[col * ldb + k] transposed: gather's rows are k here.
   gather(b, ldb, transposed, kb * kBlock, k, nb * kBlock, n, block);
+  if (column_sums != nullptr)
+    for (int half = 0; half < 2; ++half) {
+      __m512 sum = _mm512_load_ps(block[0] + 16 * half);
+      for (int64_t r = 1; r < kBlock; ++r) sum = _mm512_add_ps(sum, _mm512_load_ps(block[r] + 16 * half));
+      _mm512_storeu_ps(column_sums + 16 * half, sum);
+    }
   for (int64_t q = 0; q < kBlock / 2; ++q)
     for (int half = 0; half < 2; ++half) {
       const Parts even = split(_mm512_load_ps(block[2 * q] + 16 * half));
@@ -315,6 +322,7 @@ void multiply_block(const uint16_t* a_tiles, const uint16_t* b_tiles, int64_t k_
 // The packed operands of the call in progress, kept by the calling thread from call to call.
 struct PackedOperands {
   AlignedVector<uint16_t> a, b;
+  AlignedVector<float> partial_sums;  // B's column sums per k step, where asked
 };
 
 }  // namespace
@@ -344,7 +352,8 @@ struct RowPart {
 // C_p = op(A_p) op(B) + beta C_p for every part p, as amx_gemm says; transposed_c: C_p^T instead, its
 // element (i, j) at c[j * ldc + i].
 void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vector<RowPart>& parts, int64_t n,
-                   int64_t k, const float* b, int64_t ldb, float beta, bool transposed_c) {
+                   int64_t k, const float* b, int64_t ldb, float beta, bool transposed_c,
+                   float* b_column_sums = nullptr) {
   // Part p's row blocks are [first_block[p], first_block[p + 1]) of the packed A.
   std::vector<int64_t> first_block{0};
   for (const RowPart& part : parts)
@@ -360,6 +369,11 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vect
   thread_local PackedOperands packed;
   uint16_t* a_tiles = scratch_of_size(packed.a, size_t(m_blocks * block_tiles));
   uint16_t* b_tiles = scratch_of_size(packed.b, size_t(n_blocks * block_tiles));
+  // b_column_sums: op(B)'s column sums over each k step's 32 rows as B is packed, then over the k steps in
+  // order (below): the same order at any thread count.
+  float* partial_sums = b_column_sums != nullptr
+                            ? scratch_of_size(packed.partial_sums, size_t(k_steps * n_blocks * kBlock))
+                            : nullptr;
   ThreadPool& pool = ThreadPool::instance();
   // Packing, shared among the threads along the operand's own rows, so that each reads whole rows in
   // order (a transposed A, and B not transposed, lie k-major: k steps outer; the others blocks outer;
@@ -382,7 +396,7 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vect
     });
     pack_all(n_blocks, b_k_major, [&](int64_t q, int64_t kb) {
       pack_b(b, ldb, !b_k_major, n, k, q, kb, b_tiles + q * block_tiles + kb * kTileHalves * kTileElements,
-             stream_b);
+             stream_b, partial_sums != nullptr ? partial_sums + (kb * n_blocks + q) * kBlock : nullptr);
     });
     if (stream_a || stream_b) _mm_sfence();
   });
@@ -397,6 +411,14 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vect
     return streamed ? BlockOutput::streamed : BlockOutput::cached;
   };
   pool.run([&](int index, int count) {
+    if (b_column_sums != nullptr) {
+      const auto [begin, end] = line_share(n, index, count);
+      for (int64_t j = begin; j < end; ++j) {
+        float sum = 0.0f;
+        for (int64_t kb = 0; kb < k_steps; ++kb) sum += partial_sums[kb * n_blocks * kBlock + j];
+        b_column_sums[j] += sum;
+      }
+    }
     const int64_t shared = by_rows ? m_blocks : n_blocks;
     const int64_t begin = shared * index / count, end = shared * (index + 1) / count;
     if (end <= begin) return;
@@ -439,13 +461,13 @@ void amx_gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n
   amx_gemm_core(transpose_a, transpose_b, {{a, lda, m, c, ldc}}, n, k, b, ldb, beta, false);
 }
 
-void amx_gemm_tn_pair(int64_t m, int64_t k, const float* a, int64_t lda, int64_t n1, const float* b1,
-                      int64_t ldb1, float* c1, int64_t ldc1, int64_t n2, const float* b2, int64_t ldb2,
-                      float* c2, int64_t ldc2, float beta) {
-  // C_p^T = B_p^T A, turned as amx_gemm turns one product: B_1 and B_2 stacked as the tiles' A, A packed
+void amx_weight_gradients(int64_t m, int64_t k, const float* a, int64_t lda,
+                          std::span<const WeightGradient> products, float* column_sums) {
+  // C_p^T = B_p^T A, turned as amx_gemm turns one such product: the B_p stacked as the tiles' A, A packed
   // once as their B.
-  amx_gemm_core(Transpose::yes, Transpose::no, {{b1, ldb1, n1, c1, ldc1}, {b2, ldb2, n2, c2, ldc2}}, m, k, a,
-                lda, beta, true);
+  std::vector<RowPart> parts;
+  for (const WeightGradient& p : products) parts.push_back({p.b, p.ldb, p.n, p.c, p.ldc});
+  amx_gemm_core(Transpose::yes, Transpose::no, parts, m, k, a, lda, 1.0f, true, column_sums);
 }
 
 void amx_pack_weights(const float* w, int64_t ldw, bool transposed_layout, int64_t blocks, int64_t block_cols,

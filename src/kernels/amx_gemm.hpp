@@ -32,11 +32,10 @@ void amx_configure_tiles();
 void amx_gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, const float* a,
               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
-// C_1 = A^T B_1 + beta C_1 and C_2 = A^T B_2 + beta C_2 (A [k, m], B_p [k, n_p], C_p [m, n_p]), A split
-// and packed once for both: an LSTM's weight gradients dG^T x and dG^T h(t-1). Only where amx_enabled().
-void amx_gemm_tn_pair(int64_t m, int64_t k, const float* a, int64_t lda, int64_t n1, const float* b1,
-                      int64_t ldb1, float* c1, int64_t ldc1, int64_t n2, const float* b2, int64_t ldb2,
-                      float* c2, int64_t ldc2, float beta);
+// kernels::weight_gradients on the tile unit: A split and packed once for every product, its column sums
+// taken as it is packed (per 32 rows, then over those in order). Only where amx_enabled().
+void amx_weight_gradients(int64_t m, int64_t k, const float* a, int64_t lda,
+                          std::span<const WeightGradient> products, float* column_sums);
 
 // The step products on weights packed once per pass (kernels/packed_gemm.hpp), on the tile unit.
 // Weight tiles: for each of `blocks` column blocks of block_cols columns, 32-column groups (as the packed

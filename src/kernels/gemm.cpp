@@ -64,16 +64,27 @@ void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, in
   });
 }
 
-void gemm_tn_pair(int64_t m, int64_t k, const float* a, int64_t lda, int64_t n1, const float* b1,
-                  int64_t ldb1, float* c1, int64_t ldc1, int64_t n2, const float* b2, int64_t ldb2, float* c2,
-                  int64_t ldc2, float beta) {
-  // On tiles as one product of n1 + n2 columns (dG is packed once), when each part has a block's width.
-  if (std::min(n1, n2) >= kAmxMinSide && on_tiles(m, n1 + n2, k, 1.0f, beta)) {
-    const FlushDenormals flush;
-    return amx_gemm_tn_pair(m, k, a, lda, n1, b1, ldb1, c1, ldc1, n2, b2, ldb2, c2, ldc2, beta);
+void weight_gradients(int64_t m, int64_t k, const float* a, int64_t lda,
+                      std::span<const WeightGradient> products, float* column_sums) {
+  if (m == 0) return;
+  // On tiles as one product of all the B_p's columns (A is packed once), when each has a block's width.
+  int64_t columns = 0, narrowest = k > 0 ? m : 0;
+  for (const WeightGradient& p : products) {
+    columns += p.n;
+    narrowest = std::min(narrowest, p.n);
   }
-  gemm_tn(m, n1, k, a, lda, b1, ldb1, beta, c1, ldc1);
-  gemm_tn(m, n2, k, a, lda, b2, ldb2, beta, c2, ldc2);
+  if (!products.empty() && narrowest >= kAmxMinSide && on_tiles(m, columns, k, 1.0f, 1.0f)) {
+    const FlushDenormals flush;
+    return amx_weight_gradients(m, k, a, lda, products, column_sums);
+  }
+  for (const WeightGradient& p : products) gemm_tn(m, p.n, k, a, lda, p.b, p.ldb, 1.0f, p.c, p.ldc);
+  if (column_sums == nullptr) return;
+  // Each column in row order, the columns shared among recur's threads in whole 64-byte lines.
+  ThreadPool::instance().run([&](int index, int count) {
+    const auto [begin, end] = line_share(m, index, count);
+    for (int64_t row = 0; row < k; ++row)
+      for (int64_t j = begin; j < end; ++j) column_sums[j] += a[row * lda + j];
+  });
 }
 
 void recurrent_gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* w,

@@ -3,6 +3,7 @@
 // threads (kernels/thread_pool.hpp). Row-major: C[m, n] = alpha * op(A) op(B) + beta * C, where op(A) is
 // [m, k] and op(B) is [k, n]; lda, ldb, ldc are row strides in elements.
 #include <cstdint>
+#include <span>
 
 namespace recur::kernels {
 
@@ -26,12 +27,19 @@ inline void gemm_tn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda
                     float beta, float* c, int64_t ldc) {
   gemm(Transpose::yes, Transpose::no, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
-// C_1[m, n1] (+)= A[k, m]^T B_1[k, n1] and C_2[m, n2] (+)= A[k, m]^T B_2[k, n2], beta 0 or 1: the weight
-// gradients of a cell's two products, dG^T x and dG^T h(t-1), from one gradient dG. On the tile unit dG is
-// split and packed once for both; elsewhere, two gemm_tn.
-void gemm_tn_pair(int64_t m, int64_t k, const float* a, int64_t lda, int64_t n1, const float* b1,
-                  int64_t ldb1, float* c1, int64_t ldc1, int64_t n2, const float* b2, int64_t ldb2, float* c2,
-                  int64_t ldc2, float beta);
+// A layer's weight gradients from its gate gradients A [k, m] (the k rows of all steps): for each product
+// p, C_p[m, n_p] += A^T B_p (B_p [k, n_p]: the input x, h(t-1)); and, where column_sums is not null,
+// column_sums[j] += the sum over k of A[k][j] (the bias gradient). On the tile unit A is split and packed
+// once for all of them, and summed as it is packed; elsewhere one gemm_tn each and a pass for the sums.
+// Either way the sums run in an order that does not depend on the thread count.
+struct WeightGradient {
+  const float* b;
+  int64_t ldb, n;
+  float* c;
+  int64_t ldc;
+};
+void weight_gradients(int64_t m, int64_t k, const float* a, int64_t lda,
+                      std::span<const WeightGradient> products, float* column_sums);
 
 // The recurrent product of a time step, C[m, n] = A[m, k] W[n, k]^T + beta C (beta 0 or 1). Batches of
 // at most 4 rows run on recur's own threads (kernels/thread_pool.hpp), each streaming its own rows of W:
