@@ -420,7 +420,16 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vect
     });
     if (stream_a || stream_b) _mm_sfence();
   });
-  const bool by_rows = m_blocks >= 2 * int64_t(pool.size()) || m_blocks >= n_blocks;
+  // Threads share C's row blocks or its column blocks, whichever reads fewer tiles per thread: by rows,
+  // each thread sweeps all of B once per chunk of its row blocks; by columns, half of B once per chunk of
+  // all row blocks, and all of A. An inference's x W_x^T (100 or 400 rows, 2048 columns) reads half as
+  // much by columns: 30% faster at 100 rows, 8% at 400 (2 threads).
+  const int64_t threads = pool.size();
+  const int64_t rows_per_pass = std::max<int64_t>(1, kTilesInL2 / (std::min(kChunkSteps, k_steps) * kTileHalves));
+  const auto passes = [&](int64_t row_blocks) { return (row_blocks + rows_per_pass - 1) / rows_per_pass; };
+  const int64_t read_by_rows = m_blocks / threads + n_blocks * passes((m_blocks + threads - 1) / threads);
+  const int64_t read_by_columns = m_blocks + n_blocks / threads * passes(m_blocks);
+  const bool by_rows = read_by_rows <= read_by_columns;
   // A C larger than the two L2 caches, written once (one pass over k, beta = 0), is not read back by
   // this product: its lines go straight to memory instead of being read in first (a training step's
   // 26 MB of gates x W_x^T: 10% faster). Rows must start on cache lines.
