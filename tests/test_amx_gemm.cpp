@@ -13,6 +13,7 @@
 
 #include "kernels/amx_gemm.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/packed_gemm.hpp"
 #include "recur/runtime.hpp"
 
 namespace {
@@ -114,6 +115,30 @@ TEST(AmxGemm, SameBitsAtOneAndTwoThreadsAndThroughKernelsGemm) {
   std::vector<float> routed = p.c;
   recur::kernels::gemm_nt(p.m, p.n, p.k, p.a.data(), p.lda, p.b.data(), p.ldb, 1.0f, routed.data(), p.ldc);
   EXPECT_EQ(routed, two);
+  recur::set_num_threads(1);
+}
+
+TEST(AmxGemm, PrepackedWeightsGiveRecurrentGemmsBits) {
+  // Not skipped without AMX: PrepackedWeights must then pass every product to recurrent_gemm_nt.
+  uint32_t seed = 11;
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{3, 200, 96},
+                         {40, 200, 96},
+                         {100, 1536, 512},
+                         {400, 520, 70},
+                         {3000, 64, 48}}) {
+    const Problem p(m, n, k, Transpose::no, Transpose::yes, seed++);
+    const recur::kernels::PrepackedWeights prepacked(p.b.data(), p.ldb, n, k);
+    for (float beta : {0.0f, 1.0f})
+      for (int threads : {1, 2}) {
+        recur::set_num_threads(threads);
+        std::vector<float> direct = p.c, through = p.c;
+        recur::kernels::recurrent_gemm_nt(m, n, k, p.a.data(), p.lda, p.b.data(), p.ldb, beta, direct.data(),
+                                          p.ldc);
+        prepacked.multiply(m, p.a.data(), p.lda, beta, through.data(), p.ldc);
+        EXPECT_EQ(direct, through) << "m=" << m << " n=" << n << " k=" << k << " beta=" << beta
+                                   << " threads=" << threads;
+      }
+  }
   recur::set_num_threads(1);
 }
 

@@ -438,6 +438,52 @@ TEST(FastVsRefStream, StepByStepEqualsWholeSequence) {
   std::printf("[fast vs ref] stream vs forward: largest scaled error %.2e\n", worst);
 }
 
+// FrozenRnn: the same forward on weights prepared once. Shapes large enough for the input products to
+// run on the tile unit where there is one (kernels::gemm_uses_tiles), with lengths, both directions, two
+// layers, an initial state, and batch-first input.
+void expect_same_bits(const RnnOutput& a, const RnnOutput& b, const std::string& what) {
+  EXPECT_EQ(a.y.shape(), b.y.shape()) << what;
+  EXPECT_TRUE(std::equal(a.y.values().begin(), a.y.values().end(), b.y.values().begin())) << what << ": y";
+  EXPECT_TRUE(std::equal(a.final_state.h.values().begin(), a.final_state.h.values().end(),
+                         b.final_state.h.values().begin()))
+      << what << ": h";
+  EXPECT_TRUE(std::equal(a.final_state.c.values().begin(), a.final_state.c.values().end(),
+                         b.final_state.c.values().begin()))
+      << what << ": c";
+}
+
+TEST(FastVsRefFrozen, FrozenForwardIsRnnForwardBitForBitAndKeepsItsSnapshot) {
+  for (const CellSpec& cell : all_cells_ref()) {
+    SCOPED_TRACE(cell_name_ref(cell));
+    const RnnConfig config{cell, 48, 64, 2, true};
+    Rnn rnn(config, 7);
+    const FrozenRnn frozen(rnn);
+    const int64_t steps = 40, batch = 27;
+    std::mt19937_64 rng(3);
+    const Tensor x = random_tensor({steps, batch, 48}, 1.0, rng);
+    SequenceOptions options;
+    for (int64_t b = 0; b < batch; ++b) options.lengths.push_back(b % 3 == 0 ? steps : 1 + (b * 7) % steps);
+    const RnnOutput before = rnn.forward(x, options);
+    expect_same_bits(frozen.forward(x, options), before, "lengths");
+    const Tensor h0 = random_tensor({4, batch, 64}, 0.5, rng), c0 = random_tensor({4, batch, 64}, 1.0, rng);
+    SequenceOptions started{{}, &h0, cell.has_cell_state() ? &c0 : nullptr, true};
+    const Tensor x_batch_first = random_tensor({batch, steps, 48}, 1.0, rng);
+    expect_same_bits(frozen.forward(x_batch_first, started), rnn.forward(x_batch_first, started),
+                     "initial state, batch first");
+    // A batch of one (the small-batch kernel) and of four.
+    for (int64_t rows : {1, 4}) {
+      const Tensor small = random_tensor({steps, rows, 48}, 1.0, rng);
+      expect_same_bits(frozen.forward(small), rnn.forward(small), "batch " + std::to_string(rows));
+    }
+    // A snapshot: the Rnn's weights changing afterwards leaves the frozen copy as it was.
+    for (auto& layer : rnn.parameters().layers)
+      for (float& w : layer.w_x.values()) w *= 0.5f;
+    expect_same_bits(frozen.forward(x, options), before, "after the Rnn's weights changed");
+    EXPECT_FALSE(std::equal(before.y.values().begin(), before.y.values().end(),
+                            rnn.forward(x, options).y.values().begin()));
+  }
+}
+
 // ---- Errors at the API edge: recur::Error whose message names the thing and the value.
 
 // True if `message` contains `word` not as part of a longer identifier ("x" but not "max").

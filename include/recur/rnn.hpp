@@ -117,4 +117,25 @@ class Rnn {
   RnnParameters parameters_;
 };
 
+// Inference on weights prepared once, as oneDNN's primitives take weights reordered once: a snapshot of
+// an Rnn's weights (later changes to that Rnn are not seen; freeze it again), with each layer's W_x split
+// and packed for the AMX tile unit here instead of at every forward (where the tile unit runs the input
+// products: kernels/amx_gemm.hpp). forward gives what Rnn::forward gives on the same weights, bit for
+// bit, and may run on several threads at once.
+class FrozenRnn {
+ public:
+  explicit FrozenRnn(const Rnn& rnn);
+  ~FrozenRnn();
+  FrozenRnn(FrozenRnn&&) noexcept;
+  FrozenRnn& operator=(FrozenRnn&&) noexcept;
+
+  const RnnConfig& config() const;
+  const RnnParameters& parameters() const;
+  RnnOutput forward(const Tensor& x, const SequenceOptions& options = {}) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace recur

@@ -78,9 +78,13 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
   // product, in one task (Cell::fuses_input_product); recur's small-batch kernel takes the others'.
   const bool fuse_input =
       T == 1 && layout.live_rows[0] <= kernels::kSmallGemmMaxRows && cell.fuses_input_product();
-  if (!fuse_input)
-    kernels::recurrent_gemm_nt(T * B, width, args.input_size, args.x, args.input_size,
-                               args.weights->w_x.data(), args.input_size, 0.0f, gates, width);
+  if (!fuse_input) {
+    if (args.prepacked_w_x != nullptr)
+      args.prepacked_w_x->multiply(T * B, args.x, args.input_size, 0.0f, gates, width);
+    else
+      kernels::recurrent_gemm_nt(T * B, width, args.input_size, args.x, args.input_size,
+                                 args.weights->w_x.data(), args.input_size, 0.0f, gates, width);
+  }
 
   if (args.tape != nullptr) {
     // The tape is reused from call to call (recur::Tape). Every live row of every step is written below;

@@ -52,6 +52,8 @@ struct LayerForward {
   float* h = nullptr;         // [B, H] in: h0, out: final h
   float* c = nullptr;         // [B, H] likewise; lstm family only
   LayerTape* tape = nullptr;  // nullptr: inference
+  // W_x packed once for many passes (FrozenRnn); nullptr: packed, where it is, by each pass's product.
+  const kernels::PrepackedWeights* prepacked_w_x = nullptr;
 };
 void layer_forward(const LayerForward& args, LayerScratch& scratch);
 

@@ -134,7 +134,9 @@ PassBuffers& pass_buffers() {
   return buffers;
 }
 
-RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& options, Tape::Impl* tape) {
+// prepacked: W_x of every layer and direction packed once (FrozenRnn), or nullptr.
+RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& options, Tape::Impl* tape,
+                      const std::vector<kernels::PrepackedWeights>* prepacked = nullptr) {
   const RnnConfig& config = rnn.config();
   const Dimensions dims = check_input(config, x, options);
   const driver::SequenceLayout layout = driver::SequenceLayout::make(dims.steps, dims.batch, options.lengths);
@@ -194,7 +196,8 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
                                 D * H,
                                 h.data(),
                                 has_c ? c.data() : nullptr,
-                                tape != nullptr ? &tape->layers[size_t(index)] : nullptr};
+                                tape != nullptr ? &tape->layers[size_t(index)] : nullptr,
+                                prepacked != nullptr ? &(*prepacked)[size_t(index)] : nullptr};
       driver::layer_forward(args, buffers.layer);
       scatter_state(h, index, layout, H, output.final_state.h);
       if (has_c) scatter_state(c, index, layout, H, output.final_state.c);
@@ -219,6 +222,32 @@ RnnOutput Rnn::forward(const Tensor& x, const SequenceOptions& options) const {
 
 RnnOutput Rnn::forward(const Tensor& x, const SequenceOptions& options, Tape& tape) const {
   return run_forward(*this, x, options, &tape.impl());
+}
+
+struct FrozenRnn::Impl {
+  Rnn rnn;
+  std::vector<kernels::PrepackedWeights> w_x;  // [L*D], on rnn's own W_x (its storage never moves)
+};
+
+FrozenRnn::FrozenRnn(const Rnn& rnn) : impl_(std::make_unique<Impl>(Impl{rnn, {}})) {
+  const RnnConfig& config = impl_->rnn.config();
+  for (int l = 0; l < config.num_layers; ++l)
+    for (int d = 0; d < config.directions(); ++d) {
+      const Tensor& w_x = impl_->rnn.parameters().layers[size_t(l * config.directions() + d)].w_x;
+      const int64_t I = config.layer_input_size(l);
+      impl_->w_x.emplace_back(w_x.data(), I, w_x.size() / I, I);
+    }
+}
+
+FrozenRnn::~FrozenRnn() = default;
+FrozenRnn::FrozenRnn(FrozenRnn&&) noexcept = default;
+FrozenRnn& FrozenRnn::operator=(FrozenRnn&&) noexcept = default;
+
+const RnnConfig& FrozenRnn::config() const { return impl_->rnn.config(); }
+const RnnParameters& FrozenRnn::parameters() const { return impl_->rnn.parameters(); }
+
+RnnOutput FrozenRnn::forward(const Tensor& x, const SequenceOptions& options) const {
+  return run_forward(impl_->rnn, x, options, nullptr, &impl_->w_x);
 }
 
 void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_final_state,

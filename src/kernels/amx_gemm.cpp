@@ -373,7 +373,7 @@ struct RowPart {
 // element (i, j) at c[j * ldc + i].
 void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vector<RowPart>& parts, int64_t n,
                    int64_t k, const float* b, int64_t ldb, float beta, bool transposed_c,
-                   float* b_column_sums = nullptr) {
+                   float* b_column_sums = nullptr, const uint16_t* prepacked_b = nullptr) {
   // Part p's row blocks are [first_block[p], first_block[p + 1]) of the packed A.
   std::vector<int64_t> first_block{0};
   for (const RowPart& part : parts)
@@ -388,7 +388,9 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vect
   const int64_t block_tiles = k_steps * kTileHalves * kTileElements;  // bfloat16s per row or column block
   thread_local PackedOperands packed;
   uint16_t* a_tiles = scratch_of_size(packed.a, size_t(m_blocks * block_tiles));
-  uint16_t* b_tiles = scratch_of_size(packed.b, size_t(n_blocks * block_tiles));
+  // B's tiles: made here, or once beforehand (amx_gemm_prepacked), laid out as pack_b makes them below.
+  uint16_t* b_packing = prepacked_b == nullptr ? scratch_of_size(packed.b, size_t(n_blocks * block_tiles)) : nullptr;
+  const uint16_t* b_tiles = prepacked_b != nullptr ? prepacked_b : b_packing;
   // b_column_sums: op(B)'s column sums over each k step's 32 rows as B is packed, then over the k steps in
   // order (below): the same order at any thread count.
   float* partial_sums = b_column_sums != nullptr
@@ -401,7 +403,7 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vect
   // are written past them.
   const bool a_k_major = transpose_a == Transpose::yes, b_k_major = transpose_b == Transpose::no;
   const bool stream_a = m_blocks * block_tiles * 2 >= kStreamedOutputBytes;
-  const bool stream_b = n_blocks * block_tiles * 2 >= kStreamedOutputBytes;
+  const bool stream_b = prepacked_b == nullptr && n_blocks * block_tiles * 2 >= kStreamedOutputBytes;
   pool.run([&](int index, int count) {
     const FlushDenormals flush;
     const auto pack_all = [&](int64_t blocks, bool k_major, auto&& pack_one) {
@@ -414,10 +416,11 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vect
       pack_a(part.a, part.lda, a_k_major, part.m, k, q - first_block[part_of(q)], kb,
              a_tiles + q * block_tiles + kb * kTileHalves * kTileElements, 0, stream_a);
     });
-    pack_all(n_blocks, b_k_major, [&](int64_t q, int64_t kb) {
-      pack_b(b, ldb, !b_k_major, n, k, q, kb, b_tiles + q * block_tiles + kb * kTileHalves * kTileElements,
-             stream_b, partial_sums != nullptr ? partial_sums + (kb * n_blocks + q) * kBlock : nullptr);
-    });
+    if (prepacked_b == nullptr)
+      pack_all(n_blocks, b_k_major, [&](int64_t q, int64_t kb) {
+        pack_b(b, ldb, !b_k_major, n, k, q, kb, b_packing + q * block_tiles + kb * kTileHalves * kTileElements,
+               stream_b, partial_sums != nullptr ? partial_sums + (kb * n_blocks + q) * kBlock : nullptr);
+      });
     if (stream_a || stream_b) _mm_sfence();
   });
   // Threads share C's row blocks or its column blocks, whichever reads fewer tiles per thread: by rows,
@@ -490,6 +493,13 @@ void amx_gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n
   amx_gemm_core(transpose_a, transpose_b, {{a, lda, m, c, ldc}}, n, k, b, ldb, beta, false);
 }
 
+void amx_gemm_prepacked(int64_t m, const float* a, int64_t lda, const AmxWeights& w, float beta, float* c,
+                        int64_t ldc) {
+  // One block of transposed-layout weights: its groups are amx_gemm's packed B of op(B) = W^T, in order.
+  amx_gemm_core(Transpose::no, Transpose::yes, {{a, lda, m, c, ldc}}, w.block_cols, w.depth, nullptr, 0, beta,
+                false, nullptr, w.tiles.data());
+}
+
 void amx_weight_gradients(int64_t m, int64_t k, const float* a, int64_t lda,
                           std::span<const WeightGradient> products, float* column_sums) {
   // C_p^T = B_p^T A, turned as amx_gemm turns one such product: the B_p stacked as the tiles' A, A packed
@@ -556,7 +566,7 @@ void amx_multiply_weights(const AmxWeights& w, int64_t m, const float* a, int64_
 }
 }  // namespace recur::kernels
 
-#else  // a compiler without the AMX flags: gemm never asks
+#else  // a compiler without the AMX flags: amx_enabled() is false, and nothing else is ever called
 
 #include <cstdlib>
 
@@ -564,13 +574,25 @@ namespace recur::kernels {
 
 bool amx_enabled() { return false; }
 
+void amx_configure_tiles() { std::abort(); }
+
 void amx_gemm(Transpose, Transpose, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t,
               float, float*, int64_t) {
   std::abort();
 }
 
-void amx_gemm_tn_pair(int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*,
-                      int64_t, int64_t, const float*, int64_t, float*, int64_t, float) {
+void amx_gemm_prepacked(int64_t, const float*, int64_t, const AmxWeights&, float, float*, int64_t) {
+  std::abort();
+}
+
+void amx_weight_gradients(int64_t, int64_t, const float*, int64_t, std::span<const WeightGradient>, float*) {
+  std::abort();
+}
+
+void amx_pack_weights(const float*, int64_t, bool, int64_t, int64_t, int64_t, AmxWeights&) { std::abort(); }
+
+void amx_multiply_weights(const AmxWeights&, int64_t, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                          int64_t, int64_t, float, float*, int64_t) {
   std::abort();
 }
 

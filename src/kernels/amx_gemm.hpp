@@ -54,4 +54,10 @@ void amx_multiply_weights(const AmxWeights& w, int64_t m, const float* a, int64_
                           int64_t block_end, int64_t group_begin, int64_t group_end, int64_t k_begin,
                           int64_t k_end, float beta, float* c, int64_t ldc);
 
+// amx_gemm(no, yes, m, w.block_cols, w.depth, a, lda, W, ...) on W's tiles made beforehand by
+// amx_pack_weights(W, ldw, true, 1, n, k, w), bit for bit: products with W fixed (an inference's x W_x^T)
+// skip splitting and packing it at every call.
+void amx_gemm_prepacked(int64_t m, const float* a, int64_t lda, const AmxWeights& w, float beta, float* c,
+                        int64_t ldc);
+
 }  // namespace recur::kernels

@@ -18,12 +18,12 @@ constexpr int64_t kParallelGemmMultiplyAdds = int64_t(1) << 21;
 // splitting and packing both operands (kernels/amx_gemm.hpp).
 constexpr int64_t kAmxMultiplyAdds = int64_t(1) << 22, kAmxMinSide = 32;
 
-bool on_tiles(int64_t m, int64_t n, int64_t k, float alpha, float beta) {
+}  // namespace
+
+bool gemm_uses_tiles(int64_t m, int64_t n, int64_t k, float alpha, float beta) {
   return alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && m >= kAmxMinSide && n >= kAmxMinSide &&
          k >= kAmxMinSide && m * n * k >= kAmxMultiplyAdds && amx_enabled();
 }
-
-}  // namespace
 
 void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
@@ -34,7 +34,7 @@ void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, in
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
     return;
   }
-  if (on_tiles(m, n, k, alpha, beta))
+  if (gemm_uses_tiles(m, n, k, alpha, beta))
     return amx_gemm(transpose_a, transpose_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
   const auto blas = [&](int64_t row, int64_t rows, int64_t column, int64_t columns) {
     // Row r of op(A) and column j of op(B), wherever the transposes put them.
@@ -73,7 +73,7 @@ void weight_gradients(int64_t m, int64_t k, const float* a, int64_t lda,
     columns += p.n;
     narrowest = std::min(narrowest, p.n);
   }
-  if (!products.empty() && narrowest >= kAmxMinSide && on_tiles(m, columns, k, 1.0f, 1.0f)) {
+  if (!products.empty() && narrowest >= kAmxMinSide && gemm_uses_tiles(m, columns, k, 1.0f, 1.0f)) {
     const FlushDenormals flush;
     return amx_weight_gradients(m, k, a, lda, products, column_sums);
   }

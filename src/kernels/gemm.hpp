@@ -12,6 +12,9 @@ enum class Transpose { no, yes };
 void gemm(Transpose transpose_a, Transpose transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
+// Whether gemm runs a product of this shape on the AMX tile unit (kernels/amx_gemm.hpp).
+bool gemm_uses_tiles(int64_t m, int64_t n, int64_t k, float alpha, float beta);
+
 // C[m, n] (+)= A[m, k] B[n, k]^T: the shape of every "rows times weights" product (x W^T, h W_h^T).
 inline void gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                     float beta, float* c, int64_t ldc) {

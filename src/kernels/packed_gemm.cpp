@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/denormals.hpp"
+#include "kernels/gemm.hpp"
 #include "kernels/post_gemm.hpp"
 #include "kernels/thread_pool.hpp"
 
@@ -138,6 +139,22 @@ void PackedWeights::multiply(int64_t m, const float* a, int64_t lda, int64_t blo
     share.panel_end = panels * (index + 1) / count;
     kernel(share);
   });
+}
+
+PrepackedWeights::PrepackedWeights(const float* w, int64_t ldw, int64_t n, int64_t k)
+    : w_(w), ldw_(ldw), n_(n), k_(k) {
+  // Tiles only for shapes that some row count sends to the tile unit (gemm_uses_tiles at its largest m).
+  if (n > 0 && k > 0 && gemm_uses_tiles(int64_t(1) << 30, n, k, 1.0f, 0.0f))
+    amx_pack_weights(w, ldw, true, 1, n, k, tiles_);
+}
+
+void PrepackedWeights::multiply(int64_t m, const float* a, int64_t lda, float beta, float* c, int64_t ldc) const {
+  // The same choice as recurrent_gemm_nt and gemm make, so that the same kernel computes the same sums.
+  if (m > kSmallGemmMaxRows && !tiles_.tiles.empty() && gemm_uses_tiles(m, n_, k_, 1.0f, beta)) {
+    const FlushDenormals flush;
+    return amx_gemm_prepacked(m, a, lda, tiles_, beta, c, ldc);
+  }
+  recurrent_gemm_nt(m, n_, k_, a, lda, w_, ldw_, beta, c, ldc);
 }
 
 }  // namespace recur::kernels
