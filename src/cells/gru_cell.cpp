@@ -35,14 +35,17 @@ class GruCell final : public Cell {
   void forward_step(const StepForward& step) const override {
     // Reset before: the second product needs r of every unit, so the step shares by rows.
     const int64_t H = hidden_, ld = 4 * H;
-    if (step.x != nullptr) {
-      // A stream's step (fuses_input_product, reset after): both products and the passes, shared by units
-      // as below, through the small-batch kernel on W_x and W_h as they are.
+    if (reset_after_ && step.w_h == nullptr && step.rows <= kernels::kSmallGemmMaxRows) {
+      // A small batch's step, a stream's too (fuses_input_product: x W_x^T as well), reset after: the
+      // products and the passes, shared by units as below, through the small-batch kernel on the weights
+      // as they are.
       int64_t lda = 0;
       const float* h_prev = stable_h_prev(step, step.scratch + 3 * H, ld, &lda);
-      return for_small_unit_shares(step.rows, H + step.input_size, [&](int64_t unit_begin, int64_t unit_end) {
-        small_product_units(step.rows, step.x, step.ldx, step.w_x, step.input_size, H, 0, 3, unit_begin,
-                            unit_end, 0.0f, step.gates, 3 * H);
+      const int64_t depth = H + (step.x != nullptr ? step.input_size : 0);
+      return for_small_unit_shares(step.rows, depth, [&](int64_t unit_begin, int64_t unit_end) {
+        if (step.x != nullptr)
+          small_product_units(step.rows, step.x, step.ldx, step.w_x, step.input_size, H, 0, 3, unit_begin,
+                              unit_end, 0.0f, step.gates, 3 * H);
         small_product_units(step.rows, h_prev, lda, weights_.w_h.data(), H, H, 0, 3, unit_begin, unit_end,
                             0.0f, step.scratch, ld);
         gates_after_product(step, unit_begin, unit_end);

@@ -28,22 +28,23 @@ class LstmCell final : public Cell {
   bool fuses_input_product() const override { return true; }
 
   void forward_step(const StepForward& step) const override {
-    if (step.x != nullptr) {
-      // A stream's step (fuses_input_product): both products and the pass, shared by units as below,
-      // through the small-batch kernel on W_x and W_h as they are.
+    if (step.w_h == nullptr && step.rows <= kernels::kSmallGemmMaxRows) {
+      // A small batch's step, a stream's too (fuses_input_product: x W_x^T as well): the products and
+      // the pass, shared by units as below, through the small-batch kernel on the weights as they are.
       int64_t lda = 0;
       const float* h_prev = stable_h_prev(step, step.scratch, hidden_, &lda);
-      return for_small_unit_shares(
-          step.rows, hidden_ + step.input_size, [&](int64_t unit_begin, int64_t unit_end) {
-            const int64_t G = spec_.gate_count();
-            small_product_units(step.rows, step.x, step.ldx, step.w_x, step.input_size, hidden_, 0, G,
-                                unit_begin, unit_end, 0.0f, step.gates, gate_width());
-            small_product_units(step.rows, h_prev, lda, weights_.w_h.data(), hidden_, hidden_, 0, G,
-                                unit_begin, unit_end, 1.0f, step.gates, gate_width());
-            forward_pass(step, unit_begin, unit_end);
-          });
+      const int64_t depth = hidden_ + (step.x != nullptr ? step.input_size : 0);
+      return for_small_unit_shares(step.rows, depth, [&](int64_t unit_begin, int64_t unit_end) {
+        const int64_t G = spec_.gate_count();
+        if (step.x != nullptr)
+          small_product_units(step.rows, step.x, step.ldx, step.w_x, step.input_size, hidden_, 0, G, unit_begin,
+                              unit_end, 0.0f, step.gates, gate_width());
+        small_product_units(step.rows, h_prev, lda, weights_.w_h.data(), hidden_, hidden_, 0, G, unit_begin,
+                            unit_end, 1.0f, step.gates, gate_width());
+        forward_pass(step, unit_begin, unit_end);
+      });
     }
-    if (step.w_h == nullptr) {  // a small batch: the small-batch kernel shares the product
+    if (step.w_h == nullptr) {  // a portable build's step of more than 4 rows (BLAS)
       recurrent_product(step, step.h, hidden_, 0, spec_.gate_count(), 1.0f, step.gates, gate_width());
       return forward_pass(step, 0, hidden_);
     }

@@ -18,8 +18,8 @@ class RnnCell final : public Cell {
   bool fuses_input_product() const override { return true; }
 
   void forward_step(const StepForward& step) const override {
-    if (step.x != nullptr) return forward_stream_step(step);
-    if (step.w_h == nullptr) return forward_rows(step);  // a small batch: the small-batch kernel shares it
+    if (step.w_h == nullptr && step.rows <= kernels::kSmallGemmMaxRows) return forward_small(step);
+    if (step.w_h == nullptr) return forward_rows(step);
     // Shared by units (Cell::for_unit_shares): each thread's product and activation for its units.
     int64_t lda = 0;
     const float* h_prev = stable_h_prev(step, step.scratch, hidden_, &lda);
@@ -40,23 +40,24 @@ class RnnCell final : public Cell {
   }
 
  private:
-  // A step without packed weights: a small batch (the small-batch kernel shares its product among the
-  // threads), or a portable build's (BLAS).
+  // A portable build's step of more than 4 rows (BLAS).
   void forward_rows(const StepForward& step) const {
     recurrent_product(step, step.h, hidden_, 0, 1, 1.0f, step.gates, hidden_);
     activate(step, 0, hidden_);
   }
 
-  // A stream's step (fuses_input_product): both products and the activation, shared by units (an RNN's
-  // units are its one gate block's columns) through the small-batch kernel on W_x and W_h as they are.
-  // h(t-1) is read from a copy while h(t) is written.
-  void forward_stream_step(const StepForward& step) const {
+  // A small batch's step, a stream's too (fuses_input_product: x W_x^T as well): the products and the
+  // activation, shared by units (an RNN's units are its one gate block's columns) through the small-batch
+  // kernel on the weights as they are. h(t-1) is read from a copy while h(t) is written.
+  void forward_small(const StepForward& step) const {
     const int64_t H = hidden_;
     int64_t lda = 0;
     const float* h_prev = stable_h_prev(step, step.scratch, H, &lda);
-    for_small_unit_shares(step.rows, H + step.input_size, [&](int64_t unit_begin, int64_t unit_end) {
-      small_product_units(step.rows, step.x, step.ldx, step.w_x, step.input_size, H, 0, 1, unit_begin,
-                          unit_end, 0.0f, step.gates, H);
+    const int64_t depth = H + (step.x != nullptr ? step.input_size : 0);
+    for_small_unit_shares(step.rows, depth, [&](int64_t unit_begin, int64_t unit_end) {
+      if (step.x != nullptr)
+        small_product_units(step.rows, step.x, step.ldx, step.w_x, step.input_size, H, 0, 1, unit_begin,
+                            unit_end, 0.0f, step.gates, H);
       small_product_units(step.rows, h_prev, lda, weights_.w_h.data(), H, H, 0, 1, unit_begin, unit_end, 1.0f,
                           step.gates, H);
       activate(step, unit_begin, unit_end);

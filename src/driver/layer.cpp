@@ -69,8 +69,17 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
     scratch.w_h.pack_transposed(args.weights->w_h.data(), H, cell.spec().gate_count(), H, H,
                                 step_rows(layout));
 
-  float* gates = scratch_of_size(scratch.buffer, size_t(T * B * width + B * cell.scratch_width()));
+  // Inference has no tape to read h(t-1) from while h(t) is written: two [B, H] buffers take turns.
+  const int64_t ring_floats = args.tape == nullptr ? 2 * B * H : 0;
+  float* gates =
+      scratch_of_size(scratch.buffer, size_t(T * B * width + B * cell.scratch_width() + ring_floats));
   float* step_scratch = gates + T * B * width;
+  float* const ring = step_scratch + B * cell.scratch_width();
+  // h(t-1) of the k-th step processed, which stays put while the step writes h(t): the tape's, or in
+  // inference one of the ring's two buffers, which the steps write and read in turn.
+  const auto h_prev_of = [&](int64_t k, int64_t t) {
+    return args.tape != nullptr ? args.tape->h_prev.data() + t * B * H : ring + (k % 2) * B * H;
+  };
   // gates = x W_x^T over all T*B rows at once; the cells add b_x with b_h in their element-wise passes
   // (copying b_x into every row first cost a write and a read of the whole buffer: 26 MB for an LSTM
   // at H = 512 and T*B = 3200).
@@ -104,15 +113,16 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
   // after every step.
   const bool streamed_tape =
       args.tape != nullptr && T * B * saved_width * int64_t(sizeof(float)) >= kStreamedTapeBytes;
-  // The step's pass writes h(t) into y and into the tape's h(t-1) of the next step as it computes it, so
-  // that neither is a serial copy between steps. The tape's rows that no earlier pass wrote (the first
-  // step's, and backward's sequences starting late) are copied from the state.
-  int64_t tape_rows_written = 0;
+  // The step's pass writes h(t) into y and into the next step's h(t-1) as it computes it, so that neither
+  // is a serial copy between steps, and a step's threads can share it by units without a copy of h(t-1)
+  // (each reads all of h(t-1) while writing its own units of h(t)). The rows of h(t-1) that no earlier
+  // pass wrote (the first step's, and backward's sequences starting late) are copied from the state.
+  int64_t rows_written = 0;
   for (int64_t k = 0; k < T; ++k) {
     const int64_t t = step_time(k, T, args.reverse);
     const int64_t rows = layout.live_rows[size_t(t)];
     if (rows == 0) {
-      tape_rows_written = 0;
+      rows_written = 0;
       continue;
     }
     cells::StepForward step;
@@ -129,20 +139,19 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
     }
     step.copies.y = args.y + t * B * args.ldy;
     step.copies.ldy = args.ldy;
+    float* h_prev = h_prev_of(k, t);
+    if (rows_written < rows)
+      std::copy_n(args.h + rows_written * H, (rows - rows_written) * H, h_prev + rows_written * H);
+    step.h_prev = h_prev;
+    if (k + 1 < T) {
+      const int64_t next_t = step_time(k + 1, T, args.reverse);
+      step.copies.next = h_prev_of(k + 1, next_t);
+      step.copies.next_rows = std::min(rows, layout.live_rows[size_t(next_t)]);
+      rows_written = step.copies.next_rows;
+    }
     if (args.tape != nullptr) {
-      float* h_prev = args.tape->h_prev.data() + t * B * H;
-      if (tape_rows_written < rows)
-        std::copy_n(args.h + tape_rows_written * H, (rows - tape_rows_written) * H,
-                    h_prev + tape_rows_written * H);
-      step.h_prev = h_prev;
       step.saved = args.tape->saved.data() + t * B * saved_width;
       step.saved_streamed = streamed_tape;
-      if (k + 1 < T) {
-        const int64_t next_t = step_time(k + 1, T, args.reverse);
-        step.copies.next = args.tape->h_prev.data() + next_t * B * H;
-        step.copies.next_rows = std::min(rows, layout.live_rows[size_t(next_t)]);
-        tape_rows_written = step.copies.next_rows;
-      }
     }
     cell.forward_step(step);
   }
