@@ -311,12 +311,50 @@ TEST(KernelsThreads, TrainingStepIsBitIdenticalAtOneAndTwoThreads) {
   recur::set_num_threads(1);
 }
 
+// Gates driven deep into saturation (biases of -95 and +95, wide weights): sigmoid(-95) and the
+// differences from 1 of tanh past |x| = 44 are subnormal. The element-wise passes flush them on every
+// thread, the caller's included (kernels/denormals.hpp), so a unit's result does not depend on which
+// thread computed it, and no value the passes write is subnormal.
+TEST(KernelsThreads, SaturatedGatesGiveTheSameBitsAtOneAndTwoThreadsAndNoSubnormals) {
+  using recur::CellSpec;
+  for (const CellSpec& cell : {CellSpec::lstm(), CellSpec::gru(), CellSpec::rnn_tanh()}) {
+    for (int64_t batch : {4, 20}) {
+      const int64_t T = 5, I = 96, H = 128;
+      recur::RnnConfig config{cell, I, H, 1, false};
+      recur::Rnn rnn(config, 3);
+      for (recur::LayerParameters& p : rnn.parameters().layers) {
+        for (float& v : p.w_x.values()) v *= 200.0f;
+        for (int64_t j = 0; j < p.b_x.size(); ++j) p.b_x[j] = j % 2 == 0 ? -95.0f : 95.0f;
+      }
+      std::mt19937 generator(5);
+      std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+      recur::Tensor x({T, batch, I});
+      for (float& v : x.values()) v = uniform(generator);
+      std::vector<float> results[2][2];
+      for (int threads : {1, 2}) {
+        recur::set_num_threads(threads);
+        recur::Tape tape;
+        results[threads - 1][0] = flat(rnn.forward(x).y);
+        results[threads - 1][1] = flat(rnn.forward(x, {}, tape).y);
+      }
+      for (int training : {0, 1}) {
+        const std::string what = cell.name() + " B=" + std::to_string(batch) + (training ? " training" : "");
+        EXPECT_EQ(results[0][training], results[1][training]) << what;
+        for (int threads : {0, 1})
+          EXPECT_EQ(std::count_if(results[threads][training].begin(), results[threads][training].end(),
+                                  [](float v) { return std::fpclassify(v) == FP_SUBNORMAL; }),
+                    0)
+              << what << " at " << threads + 1 << " threads";
+      }
+    }
+  }
+  recur::set_num_threads(1);
+}
+
 }  // namespace
 
 namespace {
 
-// Products flush subnormal floats (kernels/denormals.hpp): a subnormal operand counts as zero, and the
-// caller's floating-point mode is the same after the call as before.
 // A training pass writes its tape past the caches when the driver finds it larger than them
 // (StepForward::saved_streamed, kernels/post_gemm.hpp): the same values as stored ones, in every cell, at
 // unit shares on and off 16-float boundaries (the latter fall back to plain stores).
@@ -358,6 +396,8 @@ TEST(KernelsPostGemm, StreamedTapeHoldsWhatStoredTapeHolds) {
     }
 }
 
+// Products flush subnormal floats (kernels/denormals.hpp): a subnormal operand counts as zero, and the
+// caller's floating-point mode is the same after the call as before.
 TEST(KernelsGemm, SubnormalOperandsCountAsZeroAndTheCallersModeIsKept) {
   const int64_t m = 3, n = 40, k = 20;
   std::vector<float> a(size_t(m * k), 0.5f), w(size_t(n * k), 0.25f), c(size_t(m * n)),

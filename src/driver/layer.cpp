@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "kernels/denormals.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/post_gemm.hpp"
 #include "kernels/thread_pool.hpp"
@@ -55,6 +56,10 @@ int64_t step_time(int64_t k, int64_t steps, bool reverse) { return reverse ? ste
 }  // namespace
 
 void layer_forward(const LayerForward& args, LayerScratch& scratch) {
+  // The steps' element-wise passes run on this thread as on the pool's, with subnormals flushed: a
+  // unit's result does not depend on the thread that computes it, and a saturated gate's subnormal
+  // (sigmoid below -87) costs no microcode assist.
+  const kernels::FlushDenormals flush;
   const cells::Cell& cell = *args.cell;
   const SequenceLayout& layout = *args.layout;
   const int64_t T = layout.steps, B = layout.batch, H = cell.hidden(), width = cell.gate_width();
@@ -158,6 +163,7 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
 }
 
 void layer_backward(const LayerBackward& args, LayerScratch& scratch) {
+  const kernels::FlushDenormals flush;  // as in layer_forward
   const cells::Cell& cell = *args.cell;
   const SequenceLayout& layout = *args.layout;
   const int64_t T = layout.steps, B = layout.batch, H = cell.hidden(), width = cell.gate_width();
