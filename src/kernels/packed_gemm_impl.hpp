@@ -23,14 +23,13 @@ constexpr int64_t kDepthBlock = 256;
 constexpr int64_t kPanelPrefetch = 512;  // floats
 
 // C[ROWS, columns] (+)= A[ROWS, depth] panel[depth, NR]; accumulate: add to C, else overwrite it.
-// With 4 rows or fewer (a small batch's step on weights packed once) 2*ROWS chains of fused multiply-adds
-// would wait on each other's latency: k is then unrolled KU times into separate sums, added at the end in
-// order (a stream's GRU step at H = 256, 1 row: 4.9 us against 6.0 for 768 KB; 4 rows: 9.5 against 10.3).
-template <class V, int ROWS>
+// KU > 1: k unrolled KU times into separate sums, added at the end in order. A product of 4 rows or fewer
+// (a small batch's step on weights packed once) would otherwise leave its 2*ROWS chains of multiply-adds
+// waiting on each other's latency (packed_gemm).
+template <class V, int ROWS, int KU = 1>
 inline void packed_micro_kernel(int64_t depth, const float* a, int64_t lda, const float* panel, float* c,
                                 int64_t ldc, int64_t columns, bool accumulate) {
   constexpr int nr = PackedShape<V>::nr;
-  constexpr int KU = ROWS == 1 ? 4 : ROWS <= 4 ? 2 : 1;
   V acc0[KU][ROWS], acc1[KU][ROWS];
   for (int u = 0; u < KU; ++u)
     for (int r = 0; r < ROWS; ++r) acc0[u][r] = acc1[u][r] = V::set(0.0f);
@@ -94,6 +93,25 @@ inline void packed_rows(int64_t rows, int64_t depth, const float* a, int64_t lda
   }
 }
 
+// A product of at most 4 rows: k unrolled (KU sums) for its 1-4 rows, else as packed_rows. Only the whole
+// product's row count decides, so that a row's sums never depend on how the threads split the rows.
+// 768 KB of panels (a stream's GRU step at H = 256), one thread: 1 row 5.3 us against 6.3 with one sum;
+// 2 rows 6.2 against 8.2 (with the panel held in registers); 4 rows 9.1 against 9.8.
+template <class V>
+inline void packed_small_rows(int64_t rows, int64_t depth, const float* a, int64_t lda, const float* panel,
+                              float* c, int64_t ldc, int64_t columns, bool accumulate) {
+  switch (rows) {
+    case 1:
+      return packed_micro_kernel<V, 1, 4>(depth, a, lda, panel, c, ldc, columns, accumulate);
+    case 2:
+      return packed_micro_kernel<V, 2, 2>(depth, a, lda, panel, c, ldc, columns, accumulate);
+    case 3:
+      return packed_micro_kernel<V, 3, 2>(depth, a, lda, panel, c, ldc, columns, accumulate);
+    default:
+      return packed_micro_kernel<V, 4, 2>(depth, a, lda, panel, c, ldc, columns, accumulate);
+  }
+}
+
 template <class V>
 void packed_gemm(const PackedGemmPanels& g) {
   constexpr int nr = PackedShape<V>::nr, mr = PackedShape<V>::mr;
@@ -107,8 +125,9 @@ void packed_gemm(const PackedGemmPanels& g) {
       const float* panel = g.panels + p * g.panel_stride + k0 * nr;
       for (int64_t r = 0; r < g.rows; r += mr) {
         const int64_t rows = g.rows - r < mr ? g.rows - r : mr;
-        packed_rows<V>(rows, depth, g.a + r * g.lda + k0, g.lda, panel, g.c + r * g.ldc + column, g.ldc,
-                       columns, accumulate);
+        (g.rows <= 4 ? packed_small_rows<V> : packed_rows<V>)(rows, depth, g.a + r * g.lda + k0, g.lda, panel,
+                                                             g.c + r * g.ldc + column, g.ldc, columns,
+                                                             accumulate);
       }
     }
   }
