@@ -28,11 +28,11 @@ namespace {
 
 class RecurRunner : public Runner {
  public:
-  // Inference runs on weights frozen once here, outside the timing, as oneDNN's weights are reordered
-  // once (onednn_runner.cpp).
+  // Inference and streams run on weights frozen once here, outside the timing, as oneDNN's weights are
+  // reordered once (onednn_runner.cpp).
   explicit RecurRunner(const Problem& problem)
       : p_(problem), gradients_{RnnParameters::zeros(problem.config), {}, {}} {
-    if (p_.shape.mode == Mode::infer) frozen_ = std::make_unique<FrozenRnn>(*p_.rnn);
+    if (p_.shape.mode != Mode::train) frozen_ = std::make_unique<FrozenRnn>(*p_.rnn);
   }
 
   void run() override {
@@ -47,7 +47,7 @@ class RecurRunner : public Runner {
         p_.rnn->backward(tape_, p_.dy, {}, gradients_);
         break;
       case Mode::step:
-        if (!stream_) stream_ = std::make_unique<RnnStream>(*p_.rnn, p_.shape.batch);
+        if (!stream_) stream_ = std::make_unique<RnnStream>(*frozen_, p_.shape.batch);
         for (int64_t k = 0; k < p_.shape.steps; ++k) last_ = stream_->step(p_.x);
         break;
     }
@@ -56,7 +56,7 @@ class RecurRunner : public Runner {
   Computed compute() override {
     Computed computed;
     if (p_.shape.mode == Mode::step) {
-      RnnStream stream(*p_.rnn, p_.shape.batch);
+      RnnStream stream(*frozen_, p_.shape.batch);
       for (int64_t k = 0; k < p_.shape.steps; ++k) computed.output.y = stream.step(p_.x);
       computed.output.final_state = stream.state();
       return computed;

@@ -133,8 +133,11 @@ class FrozenRnn {
   const RnnParameters& parameters() const;
   RnnOutput forward(const Tensor& x, const SequenceOptions& options = {}) const;
 
- private:
+  // The snapshot and its packed weights; opaque (RnnStream steps on them).
   struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

@@ -34,6 +34,9 @@ struct StepForward {
   const float* x = nullptr;
   int64_t ldx = 0, input_size = 0;
   const float* w_x = nullptr;
+  // With w_h packed: W_x packed likewise (gate blocks of H columns, depth input_size), which the cell reads
+  // instead of w_x.
+  const kernels::PackedWeights* w_x_packed = nullptr;
   // Where the step's pass also writes h(t) (the layer's output, the tape's next h(t-1)); see
   // kernels::HiddenCopies.
   kernels::HiddenCopies copies;

@@ -60,6 +60,9 @@ class GruCell final : public Cell {
     int64_t lda = 0;
     const float* h_prev = stable_h_prev(step, step.scratch + 3 * H, ld, &lda);
     for_unit_shares(*step.w_h, [&](int64_t panel_begin, int64_t panel_end) {
+      if (step.x != nullptr)  // a stream's step on packed weights: x W_x^T into the gates first
+        step.w_x_packed->multiply_units(step.rows, step.x, step.ldx, panel_begin, panel_end, 0.0f, step.gates,
+                                        3 * H);
       step.w_h->multiply_units(step.rows, h_prev, lda, panel_begin, panel_end, 0.0f, step.scratch, ld);
       gates_after_product(step, panel_begin * nr, std::min(H, panel_end * nr));
     });

@@ -53,6 +53,9 @@ class LstmCell final : public Cell {
     const float* h_prev = stable_h_prev(step, step.scratch, hidden_, &lda);
     const int64_t nr = step.w_h->panel_width();
     for_unit_shares(*step.w_h, [&](int64_t panel_begin, int64_t panel_end) {
+      if (step.x != nullptr)  // a stream's step on packed weights: x W_x^T first
+        step.w_x_packed->multiply_units(step.rows, step.x, step.ldx, panel_begin, panel_end, 0.0f, step.gates,
+                                        gate_width());
       step.w_h->multiply_units(step.rows, h_prev, lda, panel_begin, panel_end, 1.0f, step.gates,
                                gate_width());
       forward_pass(step, panel_begin * nr, std::min(hidden_, panel_end * nr));

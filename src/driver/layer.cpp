@@ -65,11 +65,12 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
   const int64_t T = layout.steps, B = layout.batch, H = cell.hidden(), width = cell.gate_width();
   const int64_t saved_width = cell.saved_width();
 
-  // Batches of at most 4 rows take the small-batch kernel, which reads W_h as it is. Packing W_h for the
-  // micro-kernel would save at most a fifth of a step there, and the copy costs some twenty steps' worth
-  // (kernel_bench: matvec, and "packing W_h").
-  const bool pack =
-      kernels::PackedWeights::available() && T > 0 && layout.live_rows[0] > kernels::kSmallGemmMaxRows;
+  // Batches of at most 4 rows take the small-batch kernel, which reads W_h as it is, unless W_h was packed
+  // once for many passes: the packed kernel is 10-40% faster there (kernel_bench: matvec), but a copy
+  // made for one pass costs some twenty steps' worth ("packing W_h").
+  const kernels::PackedWeights* packed_w_h = args.packed.w_h;
+  const bool pack = packed_w_h == nullptr && kernels::PackedWeights::available() && T > 0 &&
+                    layout.live_rows[0] > kernels::kSmallGemmMaxRows;
   if (pack)
     scratch.w_h.pack_transposed(args.weights->w_h.data(), H, cell.spec().gate_count(), H, H,
                                 step_rows(layout));
@@ -90,11 +91,13 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
   // at H = 512 and T*B = 3200).
   // A stream's one step of a small batch leaves x W_x^T to the cells that run it with their recurrent
   // product, in one task (Cell::fuses_input_product); recur's small-batch kernel takes the others'.
-  const bool fuse_input =
-      T == 1 && layout.live_rows[0] <= kernels::kSmallGemmMaxRows && cell.fuses_input_product();
+  // On W_h packed once, only with W_x packed likewise (LayerForward::Packed::w_x_steps).
+  const bool fuse_input = T == 1 && layout.live_rows[0] <= kernels::kSmallGemmMaxRows &&
+                          cell.fuses_input_product() &&
+                          (packed_w_h == nullptr || args.packed.w_x_steps != nullptr);
   if (!fuse_input) {
-    if (args.prepacked_w_x != nullptr)
-      args.prepacked_w_x->multiply(T * B, args.x, args.input_size, 0.0f, gates, width);
+    if (args.packed.w_x != nullptr)
+      args.packed.w_x->multiply(T * B, args.x, args.input_size, 0.0f, gates, width);
     else
       kernels::recurrent_gemm_nt(T * B, width, args.input_size, args.x, args.input_size,
                                  args.weights->w_x.data(), args.input_size, 0.0f, gates, width);
@@ -136,11 +139,12 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
     step.h = args.h;
     step.c = args.c;
     step.scratch = step_scratch;
-    step.w_h = pack ? &scratch.w_h : nullptr;
+    step.w_h = packed_w_h != nullptr ? packed_w_h : pack ? &scratch.w_h : nullptr;
     if (fuse_input) {
       step.x = args.x + t * B * args.input_size;
       step.ldx = step.input_size = args.input_size;
       step.w_x = args.weights->w_x.data();
+      step.w_x_packed = packed_w_h != nullptr ? args.packed.w_x_steps : nullptr;
     }
     step.copies.y = args.y + t * B * args.ldy;
     step.copies.ldy = args.ldy;

@@ -52,8 +52,15 @@ struct LayerForward {
   float* h = nullptr;         // [B, H] in: h0, out: final h
   float* c = nullptr;         // [B, H] likewise; lstm family only
   LayerTape* tape = nullptr;  // nullptr: inference
-  // W_x packed once for many passes (FrozenRnn); nullptr: packed, where it is, by each pass's product.
-  const kernels::PrepackedWeights* prepacked_w_x = nullptr;
+  // Weights packed once for many passes (FrozenRnn, and streams of one); what is null is packed, where it
+  // is, by each pass.
+  struct Packed {
+    const kernels::PrepackedWeights* w_x = nullptr;  // x W_x^T over all of a pass's rows
+    const kernels::PackedWeights* w_h = nullptr;     // the steps' h W_h^T, for any batch
+    // A stream's one-step x W_x^T, taken with its recurrent product (Cell::fuses_input_product) where
+    // w_h is given too; as w_h, gate blocks of H columns.
+    const kernels::PackedWeights* w_x_steps = nullptr;
+  } packed;
 };
 void layer_forward(const LayerForward& args, LayerScratch& scratch);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "cells/cell.hpp"
+#include "driver/frozen_rnn.hpp"
 #include "driver/layer.hpp"
 #include "recur/error.hpp"
 
@@ -134,9 +135,9 @@ PassBuffers& pass_buffers() {
   return buffers;
 }
 
-// prepacked: W_x of every layer and direction packed once (FrozenRnn), or nullptr.
+// packed: the weights of every layer and direction packed once (FrozenRnn), or nullptr.
 RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& options, Tape::Impl* tape,
-                      const std::vector<kernels::PrepackedWeights>* prepacked = nullptr) {
+                      const std::vector<driver::LayerForward::Packed>* packed = nullptr) {
   const RnnConfig& config = rnn.config();
   const Dimensions dims = check_input(config, x, options);
   const driver::SequenceLayout layout = driver::SequenceLayout::make(dims.steps, dims.batch, options.lengths);
@@ -197,7 +198,7 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
                                 h.data(),
                                 has_c ? c.data() : nullptr,
                                 tape != nullptr ? &tape->layers[size_t(index)] : nullptr,
-                                prepacked != nullptr ? &(*prepacked)[size_t(index)] : nullptr};
+                                packed != nullptr ? (*packed)[size_t(index)] : driver::LayerForward::Packed{}};
       driver::layer_forward(args, buffers.layer);
       scatter_state(h, index, layout, H, output.final_state.h);
       if (has_c) scatter_state(c, index, layout, H, output.final_state.c);
@@ -224,19 +225,21 @@ RnnOutput Rnn::forward(const Tensor& x, const SequenceOptions& options, Tape& ta
   return run_forward(*this, x, options, &tape.impl());
 }
 
-struct FrozenRnn::Impl {
-  Rnn rnn;
-  std::vector<kernels::PrepackedWeights> w_x;  // [L*D], on rnn's own W_x (its storage never moves)
-};
 
-FrozenRnn::FrozenRnn(const Rnn& rnn) : impl_(std::make_unique<Impl>(Impl{rnn, {}})) {
-  const RnnConfig& config = impl_->rnn.config();
-  for (int l = 0; l < config.num_layers; ++l)
-    for (int d = 0; d < config.directions(); ++d) {
-      const Tensor& w_x = impl_->rnn.parameters().layers[size_t(l * config.directions() + d)].w_x;
-      const int64_t I = config.layer_input_size(l);
-      impl_->w_x.emplace_back(w_x.data(), I, w_x.size() / I, I);
-    }
+FrozenRnn::FrozenRnn(const Rnn& rnn) : impl_(std::make_unique<Impl>(Impl{rnn, {}, {}, {}})) {
+  Impl& impl = *impl_;
+  const RnnConfig& config = impl.rnn.config();
+  const int64_t H = config.hidden_size, G = config.cell.gate_count();
+  const size_t count = size_t(config.num_layers * config.directions());
+  impl.w_x.reserve(count);
+  impl.w_h.resize(count);
+  for (size_t index = 0; index < count; ++index) {
+    const LayerParameters& weights = impl.rnn.parameters().layers[index];
+    const int64_t I = config.layer_input_size(int(index) / config.directions());
+    impl.w_x.emplace_back(weights.w_x.data(), I, G * H, I);
+    if (kernels::PackedWeights::available()) impl.w_h[index].pack_transposed(weights.w_h.data(), H, G, H, H);
+    impl.packed.push_back({&impl.w_x[index], impl.w_h[index].empty() ? nullptr : &impl.w_h[index], nullptr});
+  }
 }
 
 FrozenRnn::~FrozenRnn() = default;
@@ -246,8 +249,9 @@ FrozenRnn& FrozenRnn::operator=(FrozenRnn&&) noexcept = default;
 const RnnConfig& FrozenRnn::config() const { return impl_->rnn.config(); }
 const RnnParameters& FrozenRnn::parameters() const { return impl_->rnn.parameters(); }
 
+
 RnnOutput FrozenRnn::forward(const Tensor& x, const SequenceOptions& options) const {
-  return run_forward(impl_->rnn, x, options, nullptr, &impl_->w_x);
+  return run_forward(impl_->rnn, x, options, nullptr, &impl_->packed);
 }
 
 void Rnn::backward(const Tape& tape_handle, const Tensor& dy, const RnnState& d_final_state,

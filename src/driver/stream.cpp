@@ -2,6 +2,7 @@
 #include "recur/stream.hpp"
 
 #include "cells/cell.hpp"
+#include "driver/frozen_rnn.hpp"
 #include "driver/layer.hpp"
 #include "recur/error.hpp"
 
@@ -12,7 +13,29 @@ struct RnnStream::Scratch {
   std::vector<float> input, output;
   driver::LayerScratch buffer;
   std::vector<std::unique_ptr<cells::Cell>> cells;  // one per layer
+  // On a FrozenRnn: its packed weights, with W_x packed for the steps' fused input products.
+  std::vector<driver::LayerForward::Packed> packed;
+  std::vector<kernels::PackedWeights> w_x_steps;
 };
+
+RnnStream::RnnStream(const FrozenRnn& frozen, int64_t batch) : RnnStream(frozen.impl().rnn, batch) {
+  const FrozenRnn::Impl& impl = frozen.impl();
+  const RnnConfig& config = impl.rnn.config();
+  const int64_t H = config.hidden_size, G = config.cell.gate_count();
+  Scratch& s = *scratch_;
+  s.packed = impl.packed;
+  s.w_x_steps.resize(size_t(config.num_layers));
+  for (int l = 0; l < config.num_layers; ++l) {
+    driver::LayerForward::Packed& packed = s.packed[size_t(l)];
+    // The small batches whose steps take x W_x^T with the recurrent product (layer_forward's fuse_input).
+    if (packed.w_h == nullptr || batch > kernels::kSmallGemmMaxRows || !s.cells[size_t(l)]->fuses_input_product())
+      continue;
+    const int64_t I = config.layer_input_size(l);
+    s.w_x_steps[size_t(l)].pack_transposed(impl.rnn.parameters().layers[size_t(l)].w_x.data(), I, G, H, I,
+                                           {batch, batch});
+    packed.w_x_steps = &s.w_x_steps[size_t(l)];
+  }
+}
 
 RnnStream::RnnStream(const Rnn& rnn, int64_t batch)
     : rnn_(rnn), batch_(batch), scratch_(std::make_unique<Scratch>()) {
@@ -67,7 +90,8 @@ Tensor RnnStream::step(const Tensor& x_t) {
                               H,
                               state_.h.data() + l * B * H,
                               c,
-                              nullptr};
+                              nullptr,
+                              s.packed.empty() ? driver::LayerForward::Packed{} : s.packed[size_t(l)]};
     driver::layer_forward(args, s.buffer);
     s.input.swap(s.output);
   }
