@@ -53,7 +53,7 @@ void Cell::recurrent_gradient(const kernels::PackedWeights* w_h, int64_t rows, c
 }
 
 void Cell::for_row_shares(const kernels::PackedWeights* w_h, int64_t rows,
-                          const std::function<void(int64_t, int64_t)>& body) {
+                          kernels::FunctionRef<void(int64_t, int64_t)> body) {
   if (!steps_shared_by_rows(w_h, rows)) return body(0, rows);
   // Even shares: 64 rows as 32 + 32 (blocks 12, 12, 8 each) beat 36 + 28 in whole blocks.
   for_rows(rows, body);
@@ -71,7 +71,7 @@ bool Cell::steps_shared_by_rows(const kernels::PackedWeights* w_h, int64_t rows)
 }
 
 void Cell::for_unit_shares(const kernels::PackedWeights& w_h,
-                           const std::function<void(int64_t, int64_t)>& body) {
+                           kernels::FunctionRef<void(int64_t, int64_t)> body) {
   kernels::ThreadPool& pool = kernels::ThreadPool::instance();
   const int64_t panels = w_h.panels_per_block();
   if (pool.size() == 1 || panels == 1) return body(0, panels);
@@ -93,7 +93,7 @@ const float* Cell::stable_h_prev(const StepForward& step, float* spare, int64_t 
 }
 
 void Cell::for_small_unit_shares(int64_t rows, int64_t depth,
-                                 const std::function<void(int64_t, int64_t)>& body) const {
+                                 kernels::FunctionRef<void(int64_t, int64_t)> body) const {
   kernels::ThreadPool& pool = kernels::ThreadPool::instance();
   if (pool.size() == 1 || rows * gate_width() * depth < kernels::kParallelSmallGemmMultiplyAdds)
     return body(0, hidden_);
@@ -116,7 +116,7 @@ void Cell::small_product_units(int64_t rows, const float* a, int64_t lda, const 
   }
 }
 
-void Cell::for_rows(int64_t rows, const std::function<void(int64_t, int64_t)>& body) {
+void Cell::for_rows(int64_t rows, kernels::FunctionRef<void(int64_t, int64_t)> body) {
   kernels::ThreadPool& pool = kernels::ThreadPool::instance();
   if (pool.size() == 1 || rows < 8) return body(0, rows);
   pool.run([&](int index, int count) {

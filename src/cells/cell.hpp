@@ -7,9 +7,9 @@
 // Rows are a prefix of the batch (the driver sorts sequences by length), so every pointer below
 // addresses `rows` consecutive rows.
 #include <cstdint>
-#include <functional>
 #include <memory>
 
+#include "kernels/function_ref.hpp"
 #include "kernels/packed_gemm.hpp"
 #include "recur/cell.hpp"
 #include "recur/rnn.hpp"
@@ -112,7 +112,7 @@ class Cell {
   // inside a share run on their own thread alone: kernels::ThreadPool::run nests so.) Every row's sums
   // are the same however the rows are shared.
   static void for_row_shares(const kernels::PackedWeights* w_h, int64_t rows,
-                             const std::function<void(int64_t, int64_t)>& body);
+                             kernels::FunctionRef<void(int64_t, int64_t)> body);
   // Whether for_row_shares shares a step of `rows` rows by rows (else its products share by panels).
   static bool steps_shared_by_rows(const kernels::PackedWeights* w_h, int64_t rows);
   // Runs body(panel_begin, panel_end) once per thread of recur's pool on its share of W_h's panels in
@@ -121,12 +121,12 @@ class Cell {
   // 64 x 2048 x 512 product: 514 us on 2 threads shared so, 615 us with each thread reading all of
   // W_h for half of the rows; kernel_bench). Once, over all panels, on one thread.
   static void for_unit_shares(const kernels::PackedWeights& w_h,
-                              const std::function<void(int64_t, int64_t)>& body);
+                              kernels::FunctionRef<void(int64_t, int64_t)> body);
   // A step of at most 4 rows (no packed weights), shared by units: runs body(unit_begin, unit_end) once
   // per thread of recur's pool on its share of the units, in whole 16-float lines (once over all H on
   // one thread when the step's products, of `depth` multiply-adds per output, are too small to share).
   void for_small_unit_shares(int64_t rows, int64_t depth,
-                             const std::function<void(int64_t, int64_t)>& body) const;
+                             kernels::FunctionRef<void(int64_t, int64_t)> body) const;
   // C[:, (g - block_begin) H + u] = A W[g H + u]^T + beta C for the units u in [unit_begin, unit_end) of
   // gate blocks g in [block_begin, block_end): one thread's share of a small batch's product, W [G*H, k]
   // (W_h, or W_x for a stream's step), through the small-batch kernel.
@@ -139,7 +139,7 @@ class Cell {
   const float* stable_h_prev(const StepForward& step, float* spare, int64_t ld, int64_t* lda) const;
   // Runs body(row_begin, row_end) on even shares of the rows among recur's threads (an element-wise
   // pass after a product shared by panels), or once for fewer than 8 rows.
-  static void for_rows(int64_t rows, const std::function<void(int64_t, int64_t)>& body);
+  static void for_rows(int64_t rows, kernels::FunctionRef<void(int64_t, int64_t)> body);
   // The rows [begin, end) of a step, as a step of their own (every per-row pointer moved to row begin).
   StepForward share(const StepForward& step, int64_t begin, int64_t end) const;
   StepBackward share(const StepBackward& step, int64_t begin, int64_t end) const;

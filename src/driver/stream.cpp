@@ -10,7 +10,7 @@ namespace recur {
 
 struct RnnStream::Scratch {
   driver::SequenceLayout layout;  // one step, every row live
-  std::vector<float> input, output;
+  std::vector<float> hidden[2];  // the outputs of the layers below the top one, in turn
   driver::LayerScratch buffer;
   std::vector<std::unique_ptr<cells::Cell>> cells;  // one per layer
   // On a FrozenRnn: its packed weights, with W_x packed for the steps' fused input products.
@@ -76,26 +76,31 @@ Tensor RnnStream::step(const Tensor& x_t) {
   const int64_t H = config.hidden_size, B = batch_;
   x_t.check_shape("rnn stream input x_t [B, I]", {B, config.input_size});
   Scratch& s = *scratch_;
-  s.input.assign(x_t.values().begin(), x_t.values().end());
+  // x_t is read in place, the top layer writes y in place (every row is live in a stream's step, so the
+  // steps write y whole), and the layers between take turns with two buffers: no copies between steps.
+  Tensor y = Tensor::uninitialized({B, H});
+  const float* input = x_t.data();
   for (int l = 0; l < config.num_layers; ++l) {
-    s.output.assign(size_t(B * H), 0.0f);
+    std::vector<float>& between = s.hidden[size_t(l % 2)];
+    between.resize(size_t(B * H));
+    float* output = l + 1 == config.num_layers ? y.data() : between.data();
     float* c = config.cell.has_cell_state() ? state_.c.data() + l * B * H : nullptr;
     driver::LayerForward args{s.cells[size_t(l)].get(),
                               &rnn_.parameters().layers[size_t(l)],
                               &s.layout,
                               false,
-                              s.input.data(),
+                              input,
                               config.layer_input_size(l),
-                              s.output.data(),
+                              output,
                               H,
                               state_.h.data() + l * B * H,
                               c,
                               nullptr,
                               s.packed.empty() ? driver::LayerForward::Packed{} : s.packed[size_t(l)]};
     driver::layer_forward(args, s.buffer);
-    s.input.swap(s.output);
+    input = output;
   }
-  return Tensor({B, H}, s.input);
+  return y;
 }
 
 }  // namespace recur

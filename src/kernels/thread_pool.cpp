@@ -65,7 +65,7 @@ ThreadPool::~ThreadPool() {
   for (std::thread& worker : workers_) worker.join();
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& task) {
+void ThreadPool::run(FunctionRef<void(int, int)> task) {
   // A second caller while a task runs (user threads training side by side, or a task that itself
   // multiplies) does its work alone on its own thread: never waits, never mixes two tasks.
   if (workers_.empty() || busy_.exchange(true, std::memory_order_acquire)) return task(0, 1);

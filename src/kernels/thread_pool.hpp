@@ -6,10 +6,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
+
+#include "kernels/function_ref.hpp"
 
 namespace recur::kernels {
 
@@ -27,7 +28,7 @@ class ThreadPool {
   // Runs task(index, size()) on every thread, the caller being index 0; returns when all have finished.
   // While one run is in progress, another (from another thread, or from inside the task) runs
   // task(0, 1) on its caller's thread alone.
-  void run(const std::function<void(int, int)>& task);
+  void run(FunctionRef<void(int, int)> task);
 
  private:
   void work(int index);
@@ -40,7 +41,7 @@ class ThreadPool {
   std::atomic<int> pending_{0};          // workers still running the current task
   std::atomic<bool> stop_{false};
   std::atomic<bool> busy_{false};  // a run is in progress
-  const std::function<void(int, int)>* task_ = nullptr;
+  const FunctionRef<void(int, int)>* task_ = nullptr;
   struct alignas(64) Cpu {
     std::atomic<int> id{-1};
   };
