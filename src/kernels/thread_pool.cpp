@@ -72,7 +72,8 @@ void ThreadPool::run(FunctionRef<void(int, int)> task) {
   task_ = &task;
   cpus_[0].id.store(current_cpu(), std::memory_order_relaxed);
   pending_.store(int(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
+  // A plain store, not a locked add: busy_'s holder is the only writer.
+  generation_.store(generation_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   generation_.notify_all();
   task(0, size());
   // Spin; yield the core only to a worker we wait for that the scheduler put on it.

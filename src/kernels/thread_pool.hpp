@@ -37,11 +37,14 @@ class ThreadPool {
   bool shares_core(int index);
 
   std::vector<std::thread> workers_;
-  std::atomic<uint64_t> generation_{0};  // bumped once per task (and to stop)
-  std::atomic<int> pending_{0};          // workers still running the current task
+  // What the threads hand to each other, a cache line each: a store to a line that another core polls
+  // costs a transfer between the cores, and a locked read-modify-write of it waits for that transfer
+  // (with all of these on one line, an empty task took 0.55-0.59 us, against 0.47-0.51).
+  alignas(64) std::atomic<uint64_t> generation_{0};  // bumped once per task (and to stop), by busy_'s holder
+  const FunctionRef<void(int, int)>* task_ = nullptr;  // published with generation_, on its line
+  alignas(64) std::atomic<int> pending_{0};          // workers still running the current task
+  alignas(64) std::atomic<bool> busy_{false};        // a run is in progress
   std::atomic<bool> stop_{false};
-  std::atomic<bool> busy_{false};  // a run is in progress
-  const FunctionRef<void(int, int)>* task_ = nullptr;
   struct alignas(64) Cpu {
     std::atomic<int> id{-1};
   };
