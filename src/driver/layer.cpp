@@ -76,15 +76,17 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
                                 step_rows(layout));
 
   // Inference has no tape to read h(t-1) from while h(t) is written: two [B, H] buffers take turns.
-  const int64_t ring_floats = args.tape == nullptr ? 2 * B * H : 0;
+  LayerForward::CarriedRing* const carried = args.tape == nullptr ? args.carried_ring : nullptr;
+  const int64_t ring_floats = args.tape == nullptr && carried == nullptr ? 2 * B * H : 0;
   float* gates =
       scratch_of_size(scratch.buffer, size_t(T * B * width + B * cell.scratch_width() + ring_floats));
   float* step_scratch = gates + T * B * width;
-  float* const ring = step_scratch + B * cell.scratch_width();
+  float* const ring = carried != nullptr ? carried->buffers : step_scratch + B * cell.scratch_width();
+  const int64_t phase = carried != nullptr ? carried->phase : 0;
   // h(t-1) of the k-th step processed, which stays put while the step writes h(t): the tape's, or in
   // inference one of the ring's two buffers, which the steps write and read in turn.
   const auto h_prev_of = [&](int64_t k, int64_t t) {
-    return args.tape != nullptr ? args.tape->h_prev.data() + t * B * H : ring + (k % 2) * B * H;
+    return args.tape != nullptr ? args.tape->h_prev.data() + t * B * H : ring + ((k + phase) % 2) * B * H;
   };
   // gates = x W_x^T over all T*B rows at once; the cells add b_x with b_h in their element-wise passes
   // (copying b_x into every row first cost a write and a read of the whole buffer: 26 MB for an LSTM
@@ -125,7 +127,7 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
   // is a serial copy between steps, and a step's threads can share it by units without a copy of h(t-1)
   // (each reads all of h(t-1) while writing its own units of h(t)). The rows of h(t-1) that no earlier
   // pass wrote (the first step's, and backward's sequences starting late) are copied from the state.
-  int64_t rows_written = 0;
+  int64_t rows_written = carried != nullptr && carried->filled ? B : 0;
   for (int64_t k = 0; k < T; ++k) {
     const int64_t t = step_time(k, T, args.reverse);
     const int64_t rows = layout.live_rows[size_t(t)];
@@ -157,12 +159,19 @@ void layer_forward(const LayerForward& args, LayerScratch& scratch) {
       step.copies.next = h_prev_of(k + 1, next_t);
       step.copies.next_rows = std::min(rows, layout.live_rows[size_t(next_t)]);
       rows_written = step.copies.next_rows;
+    } else if (carried != nullptr) {  // for the stream's next pass
+      step.copies.next = h_prev_of(k + 1, 0);
+      step.copies.next_rows = rows;
     }
     if (args.tape != nullptr) {
       step.saved = args.tape->saved.data() + t * B * saved_width;
       step.saved_streamed = streamed_tape;
     }
     cell.forward_step(step);
+  }
+  if (carried != nullptr) {
+    carried->phase = int((phase + T) % 2);
+    carried->filled = T > 0 && layout.live_rows[size_t(step_time(T - 1, T, args.reverse))] == B;
   }
 }
 

@@ -61,6 +61,14 @@ struct LayerForward {
     // w_h is given too; as w_h, gate blocks of H columns.
     const kernels::PackedWeights* w_x_steps = nullptr;
   } packed;
+  // A stream's h(t-1) from one of its one-step passes to the next (RnnStream): the two [B, H] buffers of
+  // the ring that inference's steps write and read in turn, kept by the caller; `filled`: whether
+  // buffers[phase] holds h(t-1) already (not after the state was set from outside). Else nullptr.
+  struct CarriedRing {
+    float* buffers = nullptr;
+    int phase = 0;
+    bool filled = false;
+  }* carried_ring = nullptr;
 };
 void layer_forward(const LayerForward& args, LayerScratch& scratch);
 

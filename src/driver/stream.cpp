@@ -11,6 +11,10 @@ namespace recur {
 struct RnnStream::Scratch {
   driver::SequenceLayout layout;  // one step, every row live
   std::vector<float> hidden[2];  // the outputs of the layers below the top one, in turn
+  // Per layer, h(t-1) kept by the steps in a ring from call to call (LayerForward::CarriedRing): a step
+  // then starts without a serial copy of the state.
+  std::vector<AlignedVector<float>> rings;
+  std::vector<driver::LayerForward::CarriedRing> carried;
   driver::LayerScratch buffer;
   std::vector<std::unique_ptr<cells::Cell>> cells;  // one per layer
   // On a FrozenRnn: its packed weights, with W_x packed for the steps' fused input products.
@@ -45,9 +49,13 @@ RnnStream::RnnStream(const Rnn& rnn, int64_t batch)
         "rnn stream: a bidirectional network needs the whole sequence; stream only unidirectional ones");
   if (batch < 1) throw Error("rnn stream: batch must be at least 1, got " + std::to_string(batch));
   scratch_->layout = driver::SequenceLayout::make(1, batch, {});
-  for (int l = 0; l < config.num_layers; ++l)
+  for (int l = 0; l < config.num_layers; ++l) {
     scratch_->cells.push_back(
         cells::make_cell(config.cell, config.hidden_size, rnn.parameters().layers[size_t(l)]));
+    scratch_->rings.emplace_back(size_t(2 * batch * config.hidden_size));
+  }
+  scratch_->carried.resize(size_t(config.num_layers));
+  for (int l = 0; l < config.num_layers; ++l) scratch_->carried[size_t(l)].buffers = scratch_->rings[size_t(l)].data();
   reset();
 }
 
@@ -58,6 +66,7 @@ void RnnStream::reset() {
   const Shape shape{config.num_layers, batch_, config.hidden_size};
   state_.h = Tensor(shape);
   state_.c = config.cell.has_cell_state() ? Tensor(shape) : Tensor();
+  for (auto& ring : scratch_->carried) ring.filled = false;
 }
 
 void RnnStream::set_state(RnnState state) {
@@ -69,6 +78,7 @@ void RnnStream::set_state(RnnState state) {
   else if (!state.c.empty())
     throw Error("rnn stream state: cell '" + config.cell.name() + "' has no cell state; give only h");
   state_ = std::move(state);
+  for (auto& ring : scratch_->carried) ring.filled = false;
 }
 
 Tensor RnnStream::step(const Tensor& x_t) {
@@ -96,7 +106,8 @@ Tensor RnnStream::step(const Tensor& x_t) {
                               state_.h.data() + l * B * H,
                               c,
                               nullptr,
-                              s.packed.empty() ? driver::LayerForward::Packed{} : s.packed[size_t(l)]};
+                              s.packed.empty() ? driver::LayerForward::Packed{} : s.packed[size_t(l)],
+                              &s.carried[size_t(l)]};
     driver::layer_forward(args, s.buffer);
     input = output;
   }
