@@ -438,9 +438,9 @@ TEST(FastVsRefStream, StepByStepEqualsWholeSequence) {
   std::printf("[fast vs ref] stream vs forward: largest scaled error %.2e\n", worst);
 }
 
-// FrozenRnn: the same forward on weights prepared once (bit for bit above 4 rows). Shapes large enough for the input products to
-// run on the tile unit where there is one (kernels::gemm_uses_tiles), with lengths, both directions, two
-// layers, an initial state, and batch-first input.
+// FrozenRnn: the same forward on weights prepared once (bit for bit above 4 rows). Shapes large enough for
+// the input products to run on the tile unit where there is one (kernels::gemm_uses_tiles), with lengths,
+// both directions, two layers, an initial state, and batch-first input.
 void expect_same_bits(const RnnOutput& a, const RnnOutput& b, const std::string& what) {
   EXPECT_EQ(a.y.shape(), b.y.shape()) << what;
   EXPECT_TRUE(std::equal(a.y.values().begin(), a.y.values().end(), b.y.values().begin())) << what << ": y";

@@ -59,9 +59,9 @@ struct RnnState {
 };
 
 struct SequenceOptions {
-  std::vector<int64_t> lengths;   // empty: every sequence has length T
-  const Tensor* h0 = nullptr;     // nullptr: zeros
-  const Tensor* c0 = nullptr;     // nullptr: zeros (lstm family only)
+  std::vector<int64_t> lengths;  // empty: every sequence has length T
+  const Tensor* h0 = nullptr;    // nullptr: zeros
+  const Tensor* c0 = nullptr;    // nullptr: zeros (lstm family only)
   bool batch_first = false;
 };
 

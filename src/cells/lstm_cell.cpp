@@ -37,8 +37,8 @@ class LstmCell final : public Cell {
       return for_small_unit_shares(step.rows, depth, [&](int64_t unit_begin, int64_t unit_end) {
         const int64_t G = spec_.gate_count();
         if (step.x != nullptr)
-          small_product_units(step.rows, step.x, step.ldx, step.w_x, step.input_size, hidden_, 0, G, unit_begin,
-                              unit_end, 0.0f, step.gates, gate_width());
+          small_product_units(step.rows, step.x, step.ldx, step.w_x, step.input_size, hidden_, 0, G,
+                              unit_begin, unit_end, 0.0f, step.gates, gate_width());
         small_product_units(step.rows, h_prev, lda, weights_.w_h.data(), hidden_, hidden_, 0, G, unit_begin,
                             unit_end, 1.0f, step.gates, gate_width());
         forward_pass(step, unit_begin, unit_end);

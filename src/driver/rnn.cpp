@@ -187,18 +187,19 @@ RnnOutput run_forward(const Rnn& rnn, const Tensor& x, const SequenceOptions& op
       const auto cell = cells::make_cell(config.cell, H, weights);
       gather_state(options.h0, index, layout, H, h);
       gather_state(options.c0, index, layout, H, c);
-      driver::LayerForward args{cell.get(),
-                                &weights,
-                                &layout,
-                                d == 1,
-                                layer_input,
-                                config.layer_input_size(l),
-                                layer_output + d * H,
-                                D * H,
-                                h.data(),
-                                has_c ? c.data() : nullptr,
-                                tape != nullptr ? &tape->layers[size_t(index)] : nullptr,
-                                packed != nullptr ? (*packed)[size_t(index)] : driver::LayerForward::Packed{}};
+      driver::LayerForward args{
+          cell.get(),
+          &weights,
+          &layout,
+          d == 1,
+          layer_input,
+          config.layer_input_size(l),
+          layer_output + d * H,
+          D * H,
+          h.data(),
+          has_c ? c.data() : nullptr,
+          tape != nullptr ? &tape->layers[size_t(index)] : nullptr,
+          packed != nullptr ? (*packed)[size_t(index)] : driver::LayerForward::Packed{}};
       driver::layer_forward(args, buffers.layer);
       scatter_state(h, index, layout, H, output.final_state.h);
       if (has_c) scatter_state(c, index, layout, H, output.final_state.c);
@@ -225,7 +226,6 @@ RnnOutput Rnn::forward(const Tensor& x, const SequenceOptions& options, Tape& ta
   return run_forward(*this, x, options, &tape.impl());
 }
 
-
 FrozenRnn::FrozenRnn(const Rnn& rnn) : impl_(std::make_unique<Impl>(Impl{rnn, {}, {}, {}})) {
   Impl& impl = *impl_;
   const RnnConfig& config = impl.rnn.config();
@@ -248,7 +248,6 @@ FrozenRnn& FrozenRnn::operator=(FrozenRnn&&) noexcept = default;
 
 const RnnConfig& FrozenRnn::config() const { return impl_->rnn.config(); }
 const RnnParameters& FrozenRnn::parameters() const { return impl_->rnn.parameters(); }
-
 
 RnnOutput FrozenRnn::forward(const Tensor& x, const SequenceOptions& options) const {
   return run_forward(impl_->rnn, x, options, nullptr, &impl_->packed);

@@ -10,7 +10,7 @@ namespace recur {
 
 struct RnnStream::Scratch {
   driver::SequenceLayout layout;  // one step, every row live
-  std::vector<float> hidden[2];  // the outputs of the layers below the top one, in turn
+  std::vector<float> hidden[2];   // the outputs of the layers below the top one, in turn
   // Per layer, h(t-1) kept by the steps in a ring from call to call (LayerForward::CarriedRing): a step
   // then starts without a serial copy of the state.
   std::vector<AlignedVector<float>> rings;
@@ -32,7 +32,8 @@ RnnStream::RnnStream(const FrozenRnn& frozen, int64_t batch) : RnnStream(frozen.
   for (int l = 0; l < config.num_layers; ++l) {
     driver::LayerForward::Packed& packed = s.packed[size_t(l)];
     // The small batches whose steps take x W_x^T with the recurrent product (layer_forward's fuse_input).
-    if (packed.w_h == nullptr || batch > kernels::kSmallGemmMaxRows || !s.cells[size_t(l)]->fuses_input_product())
+    if (packed.w_h == nullptr || batch > kernels::kSmallGemmMaxRows ||
+        !s.cells[size_t(l)]->fuses_input_product())
       continue;
     const int64_t I = config.layer_input_size(l);
     s.w_x_steps[size_t(l)].pack_transposed(impl.rnn.parameters().layers[size_t(l)].w_x.data(), I, G, H, I,
@@ -55,7 +56,8 @@ RnnStream::RnnStream(const Rnn& rnn, int64_t batch)
     scratch_->rings.emplace_back(size_t(2 * batch * config.hidden_size));
   }
   scratch_->carried.resize(size_t(config.num_layers));
-  for (int l = 0; l < config.num_layers; ++l) scratch_->carried[size_t(l)].buffers = scratch_->rings[size_t(l)].data();
+  for (int l = 0; l < config.num_layers; ++l)
+    scratch_->carried[size_t(l)].buffers = scratch_->rings[size_t(l)].data();
   reset();
 }
 

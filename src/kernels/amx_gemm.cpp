@@ -389,7 +389,8 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vect
   thread_local PackedOperands packed;
   uint16_t* a_tiles = scratch_of_size(packed.a, size_t(m_blocks * block_tiles));
   // B's tiles: made here, or once beforehand (amx_gemm_prepacked), laid out as pack_b makes them below.
-  uint16_t* b_packing = prepacked_b == nullptr ? scratch_of_size(packed.b, size_t(n_blocks * block_tiles)) : nullptr;
+  uint16_t* b_packing =
+      prepacked_b == nullptr ? scratch_of_size(packed.b, size_t(n_blocks * block_tiles)) : nullptr;
   const uint16_t* b_tiles = prepacked_b != nullptr ? prepacked_b : b_packing;
   // b_column_sums: op(B)'s column sums over each k step's 32 rows as B is packed, then over the k steps in
   // order (below): the same order at any thread count.
@@ -418,8 +419,9 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vect
     });
     if (prepacked_b == nullptr)
       pack_all(n_blocks, b_k_major, [&](int64_t q, int64_t kb) {
-        pack_b(b, ldb, !b_k_major, n, k, q, kb, b_packing + q * block_tiles + kb * kTileHalves * kTileElements,
-               stream_b, partial_sums != nullptr ? partial_sums + (kb * n_blocks + q) * kBlock : nullptr);
+        pack_b(b, ldb, !b_k_major, n, k, q, kb,
+               b_packing + q * block_tiles + kb * kTileHalves * kTileElements, stream_b,
+               partial_sums != nullptr ? partial_sums + (kb * n_blocks + q) * kBlock : nullptr);
       });
     if (stream_a || stream_b) _mm_sfence();
   });
@@ -428,7 +430,8 @@ void amx_gemm_core(Transpose transpose_a, Transpose transpose_b, const std::vect
   // all row blocks, and all of A. An inference's x W_x^T (100 or 400 rows, 2048 columns) reads half as
   // much by columns: 30% faster at 100 rows, 8% at 400 (2 threads).
   const int64_t threads = pool.size();
-  const int64_t rows_per_pass = std::max<int64_t>(1, kTilesInL2 / (std::min(kChunkSteps, k_steps) * kTileHalves));
+  const int64_t rows_per_pass =
+      std::max<int64_t>(1, kTilesInL2 / (std::min(kChunkSteps, k_steps) * kTileHalves));
   const auto passes = [&](int64_t row_blocks) { return (row_blocks + rows_per_pass - 1) / rows_per_pass; };
   const int64_t read_by_rows = m_blocks / threads + n_blocks * passes((m_blocks + threads - 1) / threads);
   const int64_t read_by_columns = m_blocks + n_blocks / threads * passes(m_blocks);
@@ -591,8 +594,8 @@ void amx_weight_gradients(int64_t, int64_t, const float*, int64_t, std::span<con
 
 void amx_pack_weights(const float*, int64_t, bool, int64_t, int64_t, int64_t, AmxWeights&) { std::abort(); }
 
-void amx_multiply_weights(const AmxWeights&, int64_t, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
-                          int64_t, int64_t, float, float*, int64_t) {
+void amx_multiply_weights(const AmxWeights&, int64_t, const float*, int64_t, int64_t, int64_t, int64_t,
+                          int64_t, int64_t, int64_t, float, float*, int64_t) {
   std::abort();
 }
 

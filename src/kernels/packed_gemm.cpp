@@ -148,7 +148,8 @@ PrepackedWeights::PrepackedWeights(const float* w, int64_t ldw, int64_t n, int64
     amx_pack_weights(w, ldw, true, 1, n, k, tiles_);
 }
 
-void PrepackedWeights::multiply(int64_t m, const float* a, int64_t lda, float beta, float* c, int64_t ldc) const {
+void PrepackedWeights::multiply(int64_t m, const float* a, int64_t lda, float beta, float* c,
+                                int64_t ldc) const {
   // The same choice as recurrent_gemm_nt and gemm make, so that the same kernel computes the same sums.
   if (m > kSmallGemmMaxRows && !tiles_.tiles.empty() && gemm_uses_tiles(m, n_, k_, 1.0f, beta)) {
     const FlushDenormals flush;

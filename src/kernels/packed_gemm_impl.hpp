@@ -51,7 +51,8 @@ inline void packed_micro_kernel(int64_t depth, const float* a, int64_t lda, cons
     // u as a constant in each unrolled step, so that the sums stay in registers.
     [&]<int... U>(std::integer_sequence<int, U...>) {
       ((__builtin_prefetch(panel + (k + U) * nr + kPanelPrefetch), multiply_add(U, k + U)), ...);
-    }(std::make_integer_sequence<int, KU>{});
+    }
+    (std::make_integer_sequence<int, KU>{});
   }
   for (; k < depth; ++k) multiply_add(0, k);
   for (int u = 1; u < KU; ++u)
@@ -126,8 +127,8 @@ void packed_gemm(const PackedGemmPanels& g) {
       for (int64_t r = 0; r < g.rows; r += mr) {
         const int64_t rows = g.rows - r < mr ? g.rows - r : mr;
         (g.rows <= 4 ? packed_small_rows<V> : packed_rows<V>)(rows, depth, g.a + r * g.lda + k0, g.lda, panel,
-                                                             g.c + r * g.ldc + column, g.ldc, columns,
-                                                             accumulate);
+                                                              g.c + r * g.ldc + column, g.ldc, columns,
+                                                              accumulate);
       }
     }
   }

@@ -42,8 +42,8 @@ class ThreadPool {
   // (with all of these on one line, an empty task took 0.55-0.59 us, against 0.47-0.51).
   alignas(64) std::atomic<uint64_t> generation_{0};  // bumped once per task (and to stop), by busy_'s holder
   const FunctionRef<void(int, int)>* task_ = nullptr;  // published with generation_, on its line
-  alignas(64) std::atomic<int> pending_{0};          // workers still running the current task
-  alignas(64) std::atomic<bool> busy_{false};        // a run is in progress
+  alignas(64) std::atomic<int> pending_{0};            // workers still running the current task
+  alignas(64) std::atomic<bool> busy_{false};          // a run is in progress
   std::atomic<bool> stop_{false};
   struct alignas(64) Cpu {
     std::atomic<int> id{-1};
