@@ -1,5 +1,6 @@
 // The C++ API in one page: build a 2-layer GRU, run a batch of sequences of different lengths,
-// take one gradient step on a squared-error loss, stream step by step, save and load the weights.
+// take one gradient step on a squared-error loss, stream step by step, serve from weights packed once,
+// save and load the weights.
 #include <cstdio>
 #include <random>
 
@@ -42,6 +43,13 @@ int main() {
   recur::RnnStream stream(rnn, /*batch=*/1);
   recur::Tensor x_t({1, I}, 0.5f);
   for (int t = 0; t < 3; ++t) std::printf("stream step %d: h[0] = %+.5f\n", t, stream.step(x_t)[0]);
+
+  // Inference on weights packed once (a snapshot: later changes to rnn are not seen), for serving.
+  const recur::FrozenRnn frozen(rnn);
+  const recur::RnnOutput served = frozen.forward(x, options);
+  recur::RnnStream fast_stream(frozen, /*batch=*/1);
+  std::printf("frozen: y[0] = %+.5f (Rnn::forward %+.5f); frozen stream step 0: h[0] = %+.5f\n",
+              served.y[0], after.y[0], fast_stream.step(x_t)[0]);
 
   recur::save_rnn("gru_example.safetensors", rnn);
   const recur::Rnn loaded = recur::load_rnn("gru_example.safetensors");
