@@ -19,6 +19,7 @@
 #include "numeric_checks.hpp"
 #include "recur/error.hpp"
 #include "recur/rnn.hpp"
+#include "recur/runtime.hpp"
 #include "recur/stream.hpp"
 #include "reference/reference_rnn.hpp"
 
@@ -487,6 +488,26 @@ TEST(FastVsRefFrozen, FrozenForwardIsRnnForwardBitForBitAndKeepsItsSnapshot) {
     EXPECT_FALSE(std::equal(before.y.values().begin(), before.y.values().end(),
                             rnn.forward(x, options).y.values().begin()));
   }
+}
+
+// FrozenRnn::forward from several threads at once (recur/rnn.hpp says it may): each call gives what it
+// gives alone, while the pool serves one of them and the others run on their own threads.
+TEST(FastVsRefFrozen, ForwardFromTwoThreadsAtOnceGivesEachItsOwnResult) {
+  set_num_threads(2);
+  const RnnConfig config{CellSpec::lstm(), 48, 64, 2, true};
+  const FrozenRnn frozen(Rnn(config, 5));
+  std::mt19937_64 rng(21);
+  const Tensor a = random_tensor({30, 20, 48}, 1.0, rng), b = random_tensor({30, 3, 48}, 1.0, rng);
+  const RnnOutput alone_a = frozen.forward(a), alone_b = frozen.forward(b);
+  RnnOutput together_a, together_b;
+  std::thread other([&] {
+    for (int k = 0; k < 20; ++k) together_b = frozen.forward(b);
+  });
+  for (int k = 0; k < 20; ++k) together_a = frozen.forward(a);
+  other.join();
+  expect_same_bits(together_a, alone_a, "batch 20 beside another call");
+  expect_same_bits(together_b, alone_b, "batch 3 beside another call");
+  set_num_threads(1);
 }
 
 // A stream on a FrozenRnn: its steps on the packed weights (W_x's too, at 1-4 rows), against the whole
