@@ -80,10 +80,25 @@ class GruCell final : public Cell {
   void accumulate_weight_gradients(int64_t total_rows, const float* dgates_x, const float* x,
                                    int64_t input_size, const float* dgates_h, const float* h_prev,
                                    const float* saved, LayerParameters& grads) const override {
-    if (reset_after_)
-      return Cell::accumulate_weight_gradients(total_rows, dgates_x, x, input_size, dgates_h, h_prev, saved,
-                                               grads);
     const int64_t H = hidden_;
+    if (reset_after_) {
+      // dG_x and dG_h agree on r and z (gru_backward writes the same values into both): one packing of
+      // those columns serves both products, x and h(t-1) stacked, and one sum both biases. n's two
+      // gradients differ (dG_h's is dG_x's times r): one product each. b_db512: 2/3 of the packing.
+      std::vector<float> sums(size_t(2 * H), 0.0f);
+      const kernels::WeightGradient rz[] = {{x, input_size, input_size, grads.w_x.data(), input_size},
+                                            {h_prev, H, H, grads.w_h.data(), H}};
+      kernels::weight_gradients(2 * H, total_rows, dgates_x, 3 * H, rz, sums.data());
+      add_to_both_biases(sums, grads);
+      const kernels::WeightGradient input_n{x, input_size, input_size, grads.w_x.data() + 2 * H * input_size,
+                                            input_size},
+          recurrent_n{h_prev, H, H, grads.w_h.data() + 2 * H * H, H};
+      kernels::weight_gradients(H, total_rows, dgates_x + 2 * H, 3 * H, {&input_n, 1},
+                                grads.b_x.data() + 2 * H);
+      kernels::weight_gradients(H, total_rows, dgates_h + 2 * H, 3 * H, {&recurrent_n, 1},
+                                grads.b_h.data() + 2 * H);
+      return;
+    }
     // One gradient (dgates_h is dgates_x): b_x and b_h get the same sums.
     std::vector<float> sums(size_t(3 * H), 0.0f);
     const kernels::WeightGradient input{x, input_size, input_size, grads.w_x.data(), input_size};
