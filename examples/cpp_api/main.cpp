@@ -3,7 +3,6 @@
 // save and load the weights.
 #include <cstdio>
 #include <random>
-
 #include <recur/recur.hpp>
 
 int main() {
@@ -48,8 +47,8 @@ int main() {
   const recur::FrozenRnn frozen(rnn);
   const recur::RnnOutput served = frozen.forward(x, options);
   recur::RnnStream fast_stream(frozen, /*batch=*/1);
-  std::printf("frozen: y[0] = %+.5f (Rnn::forward %+.5f); frozen stream step 0: h[0] = %+.5f\n",
-              served.y[0], after.y[0], fast_stream.step(x_t)[0]);
+  std::printf("frozen: y[0] = %+.5f (Rnn::forward %+.5f); frozen stream step 0: h[0] = %+.5f\n", served.y[0],
+              after.y[0], fast_stream.step(x_t)[0]);
 
   recur::save_rnn("gru_example.safetensors", rnn);
   const recur::Rnn loaded = recur::load_rnn("gru_example.safetensors");
